@@ -1,0 +1,123 @@
+// Package event defines the enriched event that travels from the collector over the bus to
+// the processor, and its versioned wire encoding.
+//
+// The collector is the only producer and the processor the only consumer. Both sides share
+// this one type so a field can never be misread; the wire form carries a version byte so a
+// processor that meets an event written by a newer collector stops loudly instead of guessing.
+package event
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Version is the wire version this binary writes and the only one it reads.
+// Bump it whenever a field changes meaning or a new field must not be ignored.
+const Version byte = 1
+
+// PageviewName is the event name of a page view; every other name is a custom event.
+const PageviewName = "pageview"
+
+// Limits every collector enforces before an event reaches the bus.
+const (
+	MaxSiteLen     = 255
+	MaxNameLen     = 120
+	MaxURLLen      = 2048
+	MaxPathLen     = 1024
+	MaxPropKeys    = 30
+	MaxPropKeyLen  = 300
+	MaxPropValLen  = 2000
+	MaxCurrencyLen = 3
+)
+
+// Event is one enriched page view or custom event. It holds no IP address: the visitor id is
+// a salted hash computed at the collector (or a first-party id in cookie mode).
+type Event struct {
+	Site      string `json:"site"`          // site id, the normalised domain ("example.com")
+	VisitorID uint64 `json:"vid"`           // salted hash of (site, IP, User-Agent) or first-party id
+	Time      int64  `json:"ts"`            // server receive time, Unix milliseconds UTC
+	Name      string `json:"n"`             // "pageview" or a custom event name
+	Hostname  string `json:"host"`          // normalised hostname of the page URL (no "www.")
+	Path      string `json:"path"`          // normalised page path, no query string or fragment
+	Referrer  string `json:"ref,omitempty"` // referrer host + path, empty for direct/self-referrals
+	Source    string `json:"src,omitempty"` // traffic source ("Google", "news.ycombinator.com", utm_source, "" = Direct / None)
+
+	UTMSource   string `json:"us,omitempty"`
+	UTMMedium   string `json:"um,omitempty"`
+	UTMCampaign string `json:"uc,omitempty"`
+	UTMTerm     string `json:"ut,omitempty"`
+	UTMContent  string `json:"uo,omitempty"`
+
+	Browser        string `json:"br,omitempty"`
+	BrowserVersion string `json:"brv,omitempty"`
+	OS             string `json:"os,omitempty"`
+	OSVersion      string `json:"osv,omitempty"`
+	Device         string `json:"dev,omitempty"` // "Desktop", "Mobile", "Tablet"
+
+	Country string `json:"cc,omitempty"` // ISO 3166-1 alpha-2, empty when unknown
+	Region  string `json:"rg,omitempty"`
+	City    string `json:"ct,omitempty"`
+
+	Props   map[string]string `json:"p,omitempty"`
+	Revenue *Revenue          `json:"rev,omitempty"`
+
+	// Interactive is false for custom events that must not turn a bounce into an engaged
+	// visit (Plausible's "i": false). Page views ignore it.
+	Interactive bool `json:"i,omitempty"`
+	// EngagementMS is visible time on the page reported by the tracker when the page is hidden.
+	EngagementMS int64 `json:"eng,omitempty"`
+}
+
+// Revenue attached to a custom event. Amount is a decimal string so no precision is lost
+// between the browser and the store.
+type Revenue struct {
+	Amount   string `json:"amount"`
+	Currency string `json:"currency"`
+}
+
+// IsPageview reports whether e is a page view.
+func (e *Event) IsPageview() bool { return e.Name == PageviewName }
+
+// Key is the bus key of an event: site + visitor id. It keeps one visitor's events in one
+// partition so exactly one processor owns that visitor's sessions.
+func (e *Event) Key() []byte { return Key(e.Site, e.VisitorID) }
+
+// Key builds the bus key for a site and visitor id.
+func Key(site string, visitorID uint64) []byte {
+	k := make([]byte, 0, len(site)+9)
+	k = append(k, site...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint64(k, visitorID)
+}
+
+// ErrUnknownVersion is returned by Decode for an event written by a different wire version.
+// A processor that sees it must stop: a newer collector is writing events it cannot read.
+var ErrUnknownVersion = errors.New("event: unknown wire version")
+
+// Encode returns the wire form of e: one version byte followed by the JSON body.
+func Encode(e *Event) ([]byte, error) {
+	body, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(body)+1)
+	out = append(out, Version)
+	return append(out, body...), nil
+}
+
+// Decode parses the wire form written by Encode.
+func Decode(b []byte) (*Event, error) {
+	if len(b) == 0 {
+		return nil, errors.New("event: empty message")
+	}
+	if b[0] != Version {
+		return nil, fmt.Errorf("%w %d (this binary reads version %d): upgrade the processor before the collectors", ErrUnknownVersion, b[0], Version)
+	}
+	var e Event
+	if err := json.Unmarshal(b[1:], &e); err != nil {
+		return nil, fmt.Errorf("event: malformed body: %w", err)
+	}
+	return &e, nil
+}
