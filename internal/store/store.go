@@ -8,6 +8,14 @@
 //	events:   partition (site, day, shard)                       · cluster (time, offset)
 //	meta:     partition (namespace)                              · cluster (key)
 //
+// The period of a rollup partition bounds its size and is engine-internal (Cassandra: minute
+// rows per UTC day, hour rows per UTC month, day rows per UTC year); it rises with the bucket,
+// so it never changes the order of a scan. Sites and meta namespaces are never empty.
+//
+// Every engine answers calls on a closed store with an error wrapping ErrUnavailable, treats
+// a nil and an empty Visitors sketch alike, and returns each row of GetRows once even when a
+// key is asked twice.
+//
 // Rows are full state, never deltas: a processor that owns a shard rewrites a whole row, and
 // every row remembers the highest bus offset folded into it (Row.Offset), so a replay after a
 // crash skips what a row already holds and counts stay exact. See docs/adr/0002.
@@ -144,7 +152,9 @@ type Rows interface {
 
 // Events keeps enriched events per site and day.
 type Events interface {
-	// WriteEvents upserts events keyed by (site, shard, offset).
+	// WriteEvents upserts events keyed by (site, shard, offset). The Time of a given
+	// (Site, Shard, Offset) never changes (it is the bus message's event time), so engines may
+	// put day and time into the key.
 	WriteEvents(ctx context.Context, evs []StoredEvent) error
 	// ScanEvents calls fn for each event in r. The order is unspecified (the query engine
 	// groups events by session), but each stored event is delivered exactly once.

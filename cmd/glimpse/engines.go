@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/glimpse-analytics/glimpse/internal/bus"
+	"github.com/glimpse-analytics/glimpse/internal/bus/embedded"
+	"github.com/glimpse-analytics/glimpse/internal/store"
+	"github.com/glimpse-analytics/glimpse/internal/store/memstore"
+	"github.com/glimpse-analytics/glimpse/internal/store/pebblestore"
+	"github.com/glimpse-analytics/glimpse/services/registry"
+)
+
+// engines opens the implementation each interface is configured to use. Services never see
+// which one they got; this is the only place that names concrete engines.
+type engines struct {
+	cfg     globalConfig
+	log     *slog.Logger
+	metrics prometheus.Registerer
+}
+
+func (e *engines) dataDir(sub string) (string, error) {
+	dir := filepath.Join(e.cfg.DataDir, sub)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("create data directory %s: %w (choose a writable place with --data-dir)", dir, err)
+	}
+	return dir, nil
+}
+
+func (e *engines) openStore() (store.Store, error) {
+	switch e.cfg.Store {
+	case "pebble":
+		dir, err := e.dataDir("store")
+		if err != nil {
+			return nil, err
+		}
+		e.log.Info("opening embedded store", "dir", dir)
+		return pebblestore.Open(dir, pebblestore.Options{Logger: e.log.With("engine", "pebble-store"), Metrics: e.metrics})
+	case "memory":
+		e.log.Warn("using the in-memory store: every number is lost when the process exits")
+		return memstore.New(), nil
+	}
+	return nil, fmt.Errorf("unknown --store %q: use pebble or memory", e.cfg.Store)
+}
+
+func (e *engines) openBus() (bus.Bus, error) {
+	switch e.cfg.Bus {
+	case "embedded":
+		dir, err := e.dataDir("bus")
+		if err != nil {
+			return nil, err
+		}
+		e.log.Info("opening embedded bus", "dir", dir)
+		return embedded.Open(dir, embedded.Options{Partitions: e.cfg.BusPartitions, Logger: e.log.With("engine", "embedded-bus"), Metrics: e.metrics})
+	}
+	return nil, fmt.Errorf("unknown --bus %q: use embedded", e.cfg.Bus)
+}
+
+func (e *engines) openRegistry() (registry.Registry, error) {
+	switch e.cfg.Registry {
+	case "", "inproc":
+		return registry.NewInProc(), nil
+	}
+	return nil, fmt.Errorf("unknown --registry %q: use inproc", e.cfg.Registry)
+}

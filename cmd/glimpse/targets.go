@@ -1,0 +1,309 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/glimpse-analytics/glimpse/internal/bus"
+	"github.com/glimpse-analytics/glimpse/internal/lifecycle"
+	"github.com/glimpse-analytics/glimpse/internal/server"
+	"github.com/glimpse-analytics/glimpse/internal/store"
+	"github.com/glimpse-analytics/glimpse/internal/telemetry"
+	"github.com/glimpse-analytics/glimpse/services/collector"
+	"github.com/glimpse-analytics/glimpse/services/gateway"
+	"github.com/glimpse-analytics/glimpse/services/processor"
+	"github.com/glimpse-analytics/glimpse/services/query"
+	"github.com/glimpse-analytics/glimpse/services/registry"
+	"github.com/glimpse-analytics/glimpse/web"
+)
+
+// targetSpec describes one runnable target: which services it runs decides which settings
+// it has.
+type targetSpec struct {
+	name        string
+	summary     string
+	defaultAddr string
+	logFormat   string
+	collector   bool
+	processor   bool
+	query       bool
+	gateway     bool
+}
+
+var (
+	targetAll = targetSpec{name: "all", defaultAddr: ":8080", logFormat: "text",
+		summary:   "Runs the gateway, a collector, a processor and a query service in one process, on the\nembedded bus and store under --data-dir. Dashboard at http://<addr>/, tracker at /js/glimpse.js.",
+		collector: true, processor: true, query: true, gateway: true}
+	targetGateway = targetSpec{name: "gateway", defaultAddr: ":8080", logFormat: "json",
+		summary: "Runs the gateway alone; it finds collectors and query services through the registry.", gateway: true}
+	targetCollector = targetSpec{name: "collector", defaultAddr: ":8081", logFormat: "json",
+		summary: "Runs a collector alone: POST /api/event, publishing to the bus.", collector: true}
+	targetProcessor = targetSpec{name: "processor", defaultAddr: ":8083", logFormat: "json",
+		summary: "Runs a processor alone: consumes the bus, writes the store. Its address serves only\n/healthz, /readyz and /metrics.", processor: true}
+	targetQuery = targetSpec{name: "query", defaultAddr: ":8082", logFormat: "json",
+		summary: "Runs a query service alone: POST /api/v1/query, GET /api/v1/realtime.", query: true}
+)
+
+// globalConfig holds the settings every target shares.
+type globalConfig struct {
+	Addr            string
+	AdvertiseAddr   string
+	DataDir         string
+	LogFormat       string
+	LogLevel        string
+	Bus             string
+	BusPartitions   int
+	Store           string
+	Registry        string
+	ShutdownTimeout time.Duration
+}
+
+func (g *globalConfig) registerFlags(fs *flag.FlagSet, t targetSpec) {
+	fs.StringVar(&g.Addr, "addr", t.defaultAddr, "address to listen on (host:port)")
+	fs.StringVar(&g.DataDir, "data-dir", "./data", "directory of the embedded bus and store")
+	fs.StringVar(&g.LogFormat, "log.format", t.logFormat, "log format: text or json")
+	fs.StringVar(&g.LogLevel, "log.level", "info", "log level: debug, info, warn or error")
+	fs.DurationVar(&g.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long each service may take to drain and flush on shutdown")
+	if t.collector || t.processor {
+		fs.StringVar(&g.Bus, "bus", "embedded", "event bus engine: embedded (in this process, under --data-dir)")
+		fs.IntVar(&g.BusPartitions, "bus.partitions", 8, "partitions of a new topic on the embedded bus (fixed once the topic exists)")
+	}
+	if t.collector || t.processor || t.query {
+		fs.StringVar(&g.Store, "store", "pebble", "store engine: pebble (embedded, under --data-dir) or memory (lost on exit; for trials and tests)")
+	}
+	if t.gateway || !t.isAll() {
+		fs.StringVar(&g.Registry, "registry", "inproc", "service registry: inproc (services of this process only)")
+	}
+	if !t.isAll() && !t.gateway {
+		fs.StringVar(&g.AdvertiseAddr, "advertise-addr", "", "http://host:port other services use to reach this instance (default: derived from --addr and the hostname)")
+	}
+}
+
+func (t targetSpec) isAll() bool { return t.name == "all" }
+
+// serviceConfigs holds each service's own settings.
+type serviceConfigs struct {
+	collector collector.Config
+	processor processor.Config
+	query     query.Config
+	gateway   gateway.Config
+}
+
+func runTarget(t targetSpec) func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		fs := flag.NewFlagSet("glimpse "+t.name, flag.ContinueOnError)
+		fs.SetOutput(stdout)
+		fs.Usage = usage(fs, t.name, t.summary)
+		var g globalConfig
+		g.registerFlags(fs, t)
+		sc := serviceConfigs{
+			collector: collector.DefaultConfig(), processor: processor.DefaultConfig(),
+			query: query.DefaultConfig(), gateway: gateway.DefaultConfig(),
+		}
+		if t.collector {
+			sc.collector.RegisterFlags(fs)
+		}
+		if t.processor {
+			sc.processor.RegisterFlags(fs)
+		}
+		if t.query {
+			sc.query.RegisterFlags(fs)
+		}
+		if t.gateway {
+			sc.gateway.RegisterFlags(fs)
+		}
+		if err := parseFlags(fs, args); err != nil {
+			if err != flag.ErrHelp {
+				fs.SetOutput(stderr)
+			}
+			return err
+		}
+		log, err := telemetry.NewLogger(stderr, g.LogFormat, g.LogLevel)
+		if err != nil {
+			return err
+		}
+		log = log.With("target", t.name)
+		return serve(ctx, t, g, sc, log)
+	}
+}
+
+// serve wires the target's services to their engines and runs them until ctx ends.
+func serve(ctx context.Context, t targetSpec, g globalConfig, sc serviceConfigs, log *slog.Logger) error {
+	metrics := telemetry.NewRegistry()
+	mgr := &lifecycle.Manager{Log: log, StopTimeout: g.ShutdownTimeout}
+	eng := &engines{cfg: g, log: log, metrics: metrics}
+	now := func() time.Time { return time.Now().UTC() }
+
+	// Engines first: they start before and stop after the services that use them.
+	var services []lifecycle.Service
+	var st store.Store
+	var b bus.Bus
+	var err error
+	if t.collector || t.processor || t.query {
+		if st, err = eng.openStore(); err != nil {
+			return err
+		}
+		services = append(services, closer("store", st.Close))
+	}
+	if t.collector || t.processor {
+		if b, err = eng.openBus(); err != nil {
+			_ = st.Close()
+			return err
+		}
+		services = append(services, closer("bus", b.Close))
+	}
+	reg, err := eng.openRegistry()
+	if err != nil {
+		return err
+	}
+	services = append(services, closer("registry", reg.Close))
+
+	inproc := map[string]http.Handler{}
+	mux := http.NewServeMux()
+	telemetry.Mount(mux, metrics, readiness(mgr))
+	// expose publishes a service's handler: in one process, through the in-process registry
+	// address the gateway calls directly; alone, on this process's listener.
+	var registrations []registry.Instance
+	expose := func(service string, h http.Handler, routes ...string) {
+		if t.isAll() {
+			addr := registry.InProcScheme + service
+			inproc[addr] = h
+			registrations = append(registrations, registry.Instance{ID: service + "-inproc", Service: service, Address: addr, Meta: map[string]string{"version": version}})
+			return
+		}
+		for _, r := range routes {
+			mux.Handle(r, h)
+		}
+		registrations = append(registrations, registry.Instance{ID: instanceID(service, g.Addr), Service: service, Address: advertise(g), Meta: map[string]string{"version": version}})
+	}
+
+	if t.processor {
+		p, err := processor.New(sc.processor, processor.Deps{Bus: b, Store: st, Log: log.With("service", "processor"), Metrics: metrics, Now: now})
+		if err != nil {
+			return err
+		}
+		services = append(services, p)
+	}
+	if t.query {
+		q, err := query.New(sc.query, query.Deps{Store: st, Log: log.With("service", "query"), Metrics: metrics, Now: now})
+		if err != nil {
+			return err
+		}
+		services = append(services, q)
+		expose(registry.Query, q.Handler(), "/api/v1/")
+	}
+	if t.collector {
+		c, err := collector.New(sc.collector, collector.Deps{Bus: b, Meta: st, Log: log.With("service", "collector"), Metrics: metrics, Now: now})
+		if err != nil {
+			return err
+		}
+		services = append(services, c)
+		expose(registry.Collector, c.Handler(), "/api/event")
+	}
+	if t.gateway {
+		gw, err := gateway.New(sc.gateway, gateway.Deps{
+			Registry: reg, InProc: inproc, Tracker: web.Tracker(), Dashboard: web.Dashboard(),
+			Log: log.With("service", "gateway"), Metrics: metrics,
+		})
+		if err != nil {
+			return err
+		}
+		mux.Handle("/", gw.Handler())
+	}
+	httpServer := &server.HTTP{ServiceName: "http", Addr: g.Addr, Handler: mux, Log: log}
+	services = append(services, httpServer, registration(reg, registrations, log))
+
+	if t.isAll() {
+		services = append(services, lifecycle.Funcs{ServiceName: "welcome", StartFn: func(context.Context) error {
+			fmt.Fprintf(os.Stderr, "\nGlimpse is running: dashboard http://%s/  tracker http://%s/js/glimpse.js  data %s\n\n",
+				displayAddr(httpServer.BoundAddr()), displayAddr(httpServer.BoundAddr()), g.DataDir)
+			return nil
+		}})
+	}
+	return mgr.Run(ctx, services...)
+}
+
+// registration registers this process's instances once everything else is up, and leaves
+// the registry first on shutdown so gateways stop sending before the services drain.
+func registration(reg registry.Registry, insts []registry.Instance, log *slog.Logger) lifecycle.Service {
+	return lifecycle.Funcs{
+		ServiceName: "registration",
+		StartFn: func(ctx context.Context) error {
+			for _, in := range insts {
+				if err := reg.Register(ctx, in); err != nil {
+					return fmt.Errorf("register %s: %w", in.ID, err)
+				}
+				log.Debug("registered", "instance", in.ID, "address", in.Address)
+			}
+			return nil
+		},
+		StopFn: func(ctx context.Context) error {
+			for _, in := range insts {
+				if err := reg.Deregister(ctx, in.ID); err != nil {
+					log.Warn("deregister failed", "instance", in.ID, "err", err)
+				}
+			}
+			return nil
+		},
+	}
+}
+
+func readiness(m *lifecycle.Manager) telemetry.Probe {
+	return func() error {
+		if !m.Ready() {
+			return fmt.Errorf("services are starting or stopping")
+		}
+		return nil
+	}
+}
+
+func closer(name string, close func() error) lifecycle.Service {
+	return lifecycle.Funcs{ServiceName: name, StopFn: func(context.Context) error { return close() }}
+}
+
+func instanceID(service, addr string) string {
+	host, _ := os.Hostname()
+	_, port, _ := net.SplitHostPort(addr)
+	return fmt.Sprintf("%s-%s-%s", service, host, port)
+}
+
+// advertise is the address other processes reach this instance at.
+func advertise(g globalConfig) string {
+	if g.AdvertiseAddr != "" {
+		return g.AdvertiseAddr
+	}
+	host, port, err := net.SplitHostPort(g.Addr)
+	if err != nil {
+		return "http://" + g.Addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		if h, err := os.Hostname(); err == nil {
+			host = h
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// displayAddr turns a listen address into one a person can click.
+func displayAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" || strings.HasPrefix(host, "[::") {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+var _ prometheus.Registerer = (*prometheus.Registry)(nil)

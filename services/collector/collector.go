@@ -1,0 +1,456 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/glimpse-analytics/glimpse/internal/bus"
+	"github.com/glimpse-analytics/glimpse/internal/event"
+	"github.com/glimpse-analytics/glimpse/internal/store"
+)
+
+// Path is the route the collector serves.
+const Path = "/api/event"
+
+// DroppedHeader is set on a 202 answer to a request that was not published, with the reason
+// ("bot"), so whoever tests a tracker with curl can see why nothing shows up.
+const DroppedHeader = "X-Glimpse-Dropped"
+
+// maintainEvery is how often Run checks the salts. Tomorrow's salt is created a day ahead,
+// so midnight needs no precise wake-up.
+const maintainEvery = time.Minute
+
+// Deps are the collector's collaborators.
+type Deps struct {
+	Bus     bus.Bus
+	Meta    store.Meta            // salts
+	Log     *slog.Logger          // nil: slog.Default()
+	Metrics prometheus.Registerer // nil: metrics are kept but not exported
+	Now     func() time.Time      // nil: time.Now; the event time and the salt day come from it
+}
+
+// Collector validates, enriches and publishes beacons. It is a lifecycle.Service.
+type Collector struct {
+	cfg   Config
+	bus   bus.Bus
+	log   *slog.Logger
+	now   func() time.Time
+	m     *metrics
+	ua    *UAParser
+	salts *salts
+
+	maintainEvery time.Duration
+	cleanedDay    int64 // last day whose stale salts were deleted; Run's goroutine only
+
+	mu       sync.Mutex // guards closing against inflight.Add
+	closing  bool
+	inflight sync.WaitGroup
+	pending  atomic.Int64
+
+	publishLog, saltLog throttle
+}
+
+// New checks cfg and deps and returns a collector. Call Start before serving requests.
+func New(cfg Config, deps Deps) (*Collector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Bus == nil {
+		return nil, errors.New("collector: Deps.Bus is required")
+	}
+	if deps.Meta == nil {
+		return nil, errors.New("collector: Deps.Meta is required (it holds the visitor-id salts)")
+	}
+	if deps.Log == nil {
+		deps.Log = slog.Default()
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	m, err := newMetrics(deps.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	cfg.TrustedProxies = append(PrefixList(nil), cfg.TrustedProxies...)
+	return &Collector{
+		cfg:           cfg,
+		bus:           deps.Bus,
+		log:           deps.Log,
+		now:           deps.Now,
+		m:             m,
+		ua:            NewUAParser(cfg.UACacheSize),
+		salts:         newSalts(deps.Meta),
+		maintainEvery: maintainEvery,
+		cleanedDay:    math.MinInt64,
+	}, nil
+}
+
+// Name implements lifecycle.Service.
+func (c *Collector) Name() string { return "collector" }
+
+// Start makes sure today's salt and the first-party key exist and are cached.
+func (c *Collector) Start(ctx context.Context) error {
+	today := dayOf(c.now().UnixMilli())
+	if _, err := c.salts.forDay(ctx, today); err != nil {
+		return fmt.Errorf("collector: %w", err)
+	}
+	if _, err := c.salts.firstPartyKey(ctx); err != nil {
+		return fmt.Errorf("collector: %w", err)
+	}
+	if _, err := c.salts.forDay(ctx, today+1); err != nil {
+		c.log.Warn("could not prepare tomorrow's visitor-id salt; will retry", "err", err)
+	}
+	return nil
+}
+
+// Run keeps the salts current until ctx ends: it creates tomorrow's salt ahead of midnight
+// UTC, forgets and deletes the salts of days before yesterday.
+func (c *Collector) Run(ctx context.Context) error {
+	for {
+		c.maintain(ctx)
+		t := time.NewTimer(c.maintainEvery)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Collector) maintain(ctx context.Context) {
+	today := dayOf(c.now().UnixMilli())
+	for _, d := range []int64{today, today + 1} {
+		if _, err := c.salts.forDay(ctx, d); err != nil && ctx.Err() == nil {
+			c.log.Warn("could not load the visitor-id salt; will retry", "day", dayName(d), "err", err)
+		}
+	}
+	c.salts.forget(today - 1)
+	if c.cleanedDay == today {
+		return
+	}
+	n, err := c.salts.deleteBefore(ctx, today-1)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Warn("could not delete old visitor-id salts; will retry", "err", err)
+		}
+		return
+	}
+	c.cleanedDay = today
+	if n > 0 {
+		c.log.Info("deleted old visitor-id salts", "count", n, "kept_from", dayName(today-1))
+	}
+}
+
+// Stop refuses new events and waits for publishes in flight, bounded by ctx.
+func (c *Collector) Stop(ctx context.Context) error {
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		c.inflight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("collector: %d publishes still in flight: %w", c.pending.Load(), ctx.Err())
+	}
+}
+
+// Handler serves POST /api/event (and OPTIONS; other methods get 405).
+func (c *Collector) Handler() http.Handler { return http.HandlerFunc(c.serveHTTP) }
+
+const allowed = "POST, OPTIONS"
+
+func (c *Collector) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != Path {
+		c.m.events.WithLabelValues(resultNotFound).Inc()
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %q: send events with POST %s", clip(r.URL.Path, 100), Path))
+		return
+	}
+	switch r.Method {
+	case http.MethodPost:
+	case http.MethodOptions:
+		w.Header().Set("Allow", allowed)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	default:
+		c.m.events.WithLabelValues(resultMethod).Inc()
+		w.Header().Set("Allow", allowed)
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s: send events with POST", clip(r.Method, 20), Path))
+		return
+	}
+
+	t0 := time.Now()
+	c.m.inFlight.Inc()
+	res := c.collect(r)
+	c.m.inFlight.Dec()
+	c.m.events.WithLabelValues(res.result).Add(float64(max(res.count, 1)))
+
+	switch {
+	case res.code == http.StatusAccepted:
+		h := w.Header()
+		if res.dropped != "" {
+			h.Set(DroppedHeader, res.dropped)
+		}
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = io.WriteString(w, "ok")
+	default:
+		if res.retry {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(c.cfg.RetryAfter.Seconds()))))
+		}
+		writeError(w, res.code, res.msg)
+	}
+	c.m.duration.WithLabelValues(strconv.Itoa(res.code)).Observe(time.Since(t0).Seconds())
+}
+
+// outcome is the answer to one POST.
+type outcome struct {
+	code    int
+	msg     string // error message for codes other than 202
+	result  string // metric label
+	count   int    // events the result applies to
+	retry   bool   // add Retry-After
+	dropped string // reason a 202 was not published
+}
+
+func reject(code int, result, msg string) outcome {
+	return outcome{code: code, result: result, msg: msg}
+}
+
+func (c *Collector) collect(r *http.Request) outcome {
+	if !jsonCapable(r.Header.Get("Content-Type")) {
+		return reject(http.StatusUnsupportedMediaType, resultUnsupported, fmt.Sprintf(
+			"unsupported Content-Type %q: send the event as a JSON object with Content-Type application/json or text/plain",
+			clip(r.Header.Get("Content-Type"), 100)))
+	}
+	limit := c.cfg.MaxBodyBytes
+	tooLarge := func() outcome {
+		return reject(http.StatusRequestEntityTooLarge, resultTooLarge,
+			fmt.Sprintf("the request body is larger than %d bytes; send one event per request and keep props short", limit))
+	}
+	if r.ContentLength > limit {
+		return tooLarge()
+	}
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer putBuf(buf)
+	buf.Reset()
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1)); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return tooLarge()
+		}
+		return reject(http.StatusBadRequest, resultCanceled, "the request body could not be read: "+err.Error())
+	}
+	if int64(buf.Len()) > limit {
+		return tooLarge()
+	}
+
+	b, err := DecodeBeacon(buf.Bytes(), c.cfg.MaxSites)
+	if err != nil {
+		c.log.Debug("rejected event", "reason", err.Error())
+		return reject(http.StatusBadRequest, resultInvalid, err.Error())
+	}
+
+	uaString := r.UserAgent()
+	ua := c.ua.Parse(uaString)
+	if ua.Bot {
+		return outcome{code: http.StatusAccepted, result: resultBot, count: len(b.Sites), dropped: "bot"}
+	}
+
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), c.cfg.PublishTimeout)
+	defer cancel()
+	now := c.now().UnixMilli()
+	ids, err := c.visitorIDs(ctx, r, b, uaString, now)
+	if err != nil {
+		c.saltLog.do(func(suppressed int64) {
+			c.log.Warn("visitor-id salt unavailable; answering 503", "err", err, "suppressed", suppressed)
+		})
+		return outcome{code: http.StatusServiceUnavailable, result: resultUnavailable, count: len(b.Sites), retry: true,
+			msg: "the collector cannot compute visitor ids right now (salt store unavailable); retry later"}
+	}
+
+	msgs, err := c.build(b, ua, ids, now)
+	if err != nil {
+		c.log.Error("could not encode an event", "err", err)
+		return outcome{code: http.StatusInternalServerError, result: resultError, count: len(b.Sites),
+			msg: "internal error: the event could not be encoded"}
+	}
+	return c.publish(ctx, msgs)
+}
+
+// visitorIDs returns one visitor id per site of b.
+func (c *Collector) visitorIDs(ctx context.Context, r *http.Request, b *Beacon, ua string, nowMS int64) ([]uint64, error) {
+	ids := make([]uint64, len(b.Sites))
+	if b.FirstPartyID != "" {
+		k, err := c.salts.firstPartyKey(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for i, site := range b.Sites {
+			ids[i] = firstPartyID(k, site, b.FirstPartyID)
+		}
+		return ids, nil
+	}
+	k, err := c.salts.forDay(ctx, dayOf(nowMS))
+	if err != nil {
+		return nil, err
+	}
+	ip := ClientIP(r, c.cfg.TrustedProxies)
+	for i, site := range b.Sites {
+		ids[i] = cookielessID(k, site, ip, ua)
+	}
+	return ids, nil
+}
+
+// build enriches b into one encoded message per site.
+func (c *Collector) build(b *Beacon, ua UserAgent, ids []uint64, nowMS int64) ([]bus.Message, error) {
+	msgs := make([]bus.Message, 0, len(b.Sites))
+	tmpl := enrich(b, ua, nowMS)
+	for i, site := range b.Sites {
+		e := tmpl
+		e.Site, e.VisitorID = site, ids[i]
+		v, err := event.Encode(&e)
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, bus.Message{Key: e.Key(), Value: v})
+	}
+	return msgs, nil
+}
+
+// enrich builds the event of b, without its site and visitor id.
+func enrich(b *Beacon, ua UserAgent, nowMS int64) event.Event {
+	p := pageOf(b.page, b.HashRouting)
+	source, referrer := sourceOf(b.Referrer, p.Hostname, p.refParam)
+	return event.Event{
+		Time:           nowMS,
+		Name:           b.Name,
+		Hostname:       p.Hostname,
+		Path:           p.Path,
+		Referrer:       referrer,
+		Source:         source,
+		UTMSource:      p.UTM[0],
+		UTMMedium:      p.UTM[1],
+		UTMCampaign:    p.UTM[2],
+		UTMTerm:        p.UTM[3],
+		UTMContent:     p.UTM[4],
+		Browser:        ua.Browser,
+		BrowserVersion: ua.BrowserVersion,
+		OS:             ua.OS,
+		OSVersion:      ua.OSVersion,
+		Device:         ua.Device,
+		Props:          b.Props,
+		Revenue:        b.Revenue,
+		Interactive:    b.Interactive && b.Name != EngagementName,
+		EngagementMS:   b.EngagementMS,
+	}
+}
+
+func (c *Collector) publish(ctx context.Context, msgs []bus.Message) outcome {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return outcome{code: http.StatusServiceUnavailable, result: resultUnavailable, count: len(msgs), retry: true,
+			msg: "the collector is shutting down; retry shortly"}
+	}
+	c.inflight.Add(1)
+	c.pending.Add(1)
+	c.mu.Unlock()
+	defer func() {
+		c.pending.Add(-1)
+		c.inflight.Done()
+	}()
+
+	t0 := time.Now()
+	err := c.bus.Publish(ctx, c.cfg.Topic, msgs...)
+	took := time.Since(t0).Seconds()
+	switch {
+	case err == nil:
+		c.m.publish.WithLabelValues("ok").Observe(took)
+		return outcome{code: http.StatusAccepted, result: resultAccepted, count: len(msgs)}
+	case errors.Is(err, bus.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
+		c.m.publish.WithLabelValues("unavailable").Observe(took)
+		c.publishLog.do(func(suppressed int64) {
+			c.log.Warn("bus unavailable; answering 503", "err", err, "suppressed", suppressed)
+		})
+		return outcome{code: http.StatusServiceUnavailable, result: resultUnavailable, count: len(msgs), retry: true,
+			msg: "the event bus is unavailable or too slow right now; nothing was stored, retry later"}
+	default:
+		c.m.publish.WithLabelValues("error").Observe(took)
+		c.publishLog.do(func(suppressed int64) {
+			c.log.Error("publish failed", "err", err, "suppressed", suppressed)
+		})
+		return outcome{code: http.StatusInternalServerError, result: resultError, count: len(msgs),
+			msg: "internal error: the event could not be stored; nothing was stored"}
+	}
+}
+
+// jsonCapable reports whether a Content-Type can carry a JSON body. A missing type is
+// accepted (server-side clients often omit it), and so is text/plain, which
+// navigator.sendBeacon uses to avoid a CORS preflight.
+func jsonCapable(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	switch mt {
+	case "", "application/json", "text/plain", "text/json", "application/octet-stream":
+		return true
+	}
+	return strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
+}
+
+var bufPool = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 2048)) }}
+
+func putBuf(b *bytes.Buffer) {
+	if b.Cap() <= 64<<10 {
+		bufPool.Put(b)
+	}
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	body, _ := json.Marshal(struct {
+		Error string `json:"error"`
+	}{msg})
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// throttle lets a repeated log line through at most once per throttleEvery and counts what
+// it held back, so an outage does not flood the log with one line per request.
+type throttle struct {
+	last       atomic.Int64 // unix nanoseconds of the last line let through
+	suppressed atomic.Int64
+}
+
+const throttleEvery = 10 * time.Second
+
+func (t *throttle) do(log func(suppressed int64)) {
+	now := time.Now().UnixNano()
+	last := t.last.Load()
+	if now-last < int64(throttleEvery) || !t.last.CompareAndSwap(last, now) {
+		t.suppressed.Add(1)
+		return
+	}
+	log(t.suppressed.Swap(0))
+}

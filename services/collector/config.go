@@ -1,0 +1,147 @@
+package collector
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Config holds the collector's settings. Start from DefaultConfig.
+type Config struct {
+	// Topic is the bus topic events are published to.
+	Topic string
+	// MaxBodyBytes bounds a request body; larger requests get 413.
+	MaxBodyBytes int64
+	// MaxSites bounds how many site ids one request may name in "d".
+	MaxSites int
+	// TrustedProxies are the peers whose X-Forwarded-For header is believed.
+	TrustedProxies PrefixList
+	// PublishTimeout bounds one bus publish; on expiry the request gets 503.
+	PublishTimeout time.Duration
+	// RetryAfter is what a 503 asks the sender to wait before retrying.
+	RetryAfter time.Duration
+	// UACacheSize is how many distinct User-Agent strings keep their parsed form in memory.
+	UACacheSize int
+}
+
+// DefaultConfig returns the settings used when no flag is given.
+func DefaultConfig() Config {
+	return Config{
+		Topic:          "glimpse-events",
+		MaxBodyBytes:   16 << 10,
+		MaxSites:       10,
+		TrustedProxies: PrefixList{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		PublishTimeout: 5 * time.Second,
+		RetryAfter:     5 * time.Second,
+		UACacheSize:    10000,
+	}
+}
+
+// RegisterFlags binds the settings to flags named collector.*; the current values of c are
+// the defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Topic, "collector.topic", c.Topic,
+		"bus topic the collector publishes enriched events to")
+	fs.Int64Var(&c.MaxBodyBytes, "collector.max-body-bytes", c.MaxBodyBytes,
+		"largest accepted request body, in bytes; larger requests are answered 413")
+	fs.IntVar(&c.MaxSites, "collector.max-sites", c.MaxSites,
+		"most site ids one event may name in its comma-separated \"d\" field (count); one event is published per site")
+	fs.Var(&c.TrustedProxies, "collector.trusted-proxies",
+		"comma-separated CIDRs (or single addresses) of proxies whose X-Forwarded-For header is trusted to carry the client address, e.g. the gateways' network; empty trusts no proxy")
+	fs.DurationVar(&c.PublishTimeout, "collector.publish-timeout", c.PublishTimeout,
+		"how long one publish to the bus may take (duration, e.g. 5s) before the request is answered 503")
+	fs.DurationVar(&c.RetryAfter, "collector.retry-after", c.RetryAfter,
+		"delay suggested to senders in the Retry-After header of a 503 answer (duration, rounded up to whole seconds)")
+	fs.IntVar(&c.UACacheSize, "collector.ua-cache-size", c.UACacheSize,
+		"number of distinct User-Agent strings whose parsed form is cached in memory (entries); 0 disables the cache")
+}
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	var errs []error
+	if strings.TrimSpace(c.Topic) == "" {
+		errs = append(errs, errors.New("collector.topic must not be empty"))
+	}
+	if c.MaxBodyBytes < 256 || c.MaxBodyBytes > 1<<20 {
+		errs = append(errs, fmt.Errorf("collector.max-body-bytes is %d; it must be between 256 and 1048576 bytes", c.MaxBodyBytes))
+	}
+	if c.MaxSites < 1 || c.MaxSites > 100 {
+		errs = append(errs, fmt.Errorf("collector.max-sites is %d; it must be between 1 and 100", c.MaxSites))
+	}
+	if c.PublishTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("collector.publish-timeout is %s; it must be positive", c.PublishTimeout))
+	}
+	if c.RetryAfter < 0 {
+		errs = append(errs, fmt.Errorf("collector.retry-after is %s; it must not be negative", c.RetryAfter))
+	}
+	if c.UACacheSize < 0 {
+		errs = append(errs, fmt.Errorf("collector.ua-cache-size is %d; it must not be negative", c.UACacheSize))
+	}
+	return errors.Join(errs...)
+}
+
+// PrefixList is a list of network prefixes that reads and prints as comma-separated CIDRs.
+// A bare address stands for itself (a /32 or /128). It implements flag.Value.
+type PrefixList []netip.Prefix
+
+// String returns the prefixes comma-separated.
+func (l *PrefixList) String() string {
+	if l == nil {
+		return ""
+	}
+	s := make([]string, len(*l))
+	for i, p := range *l {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
+// Set replaces the list with the comma-separated prefixes in s.
+func (l *PrefixList) Set(s string) error {
+	var out PrefixList
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		p, err := parsePrefix(part)
+		if err != nil {
+			return err
+		}
+		out = append(out, p)
+	}
+	*l = out
+	return nil
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8 or fd00::/8", s)
+		}
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither a CIDR nor an IP address", s)
+	}
+	a = a.Unmap().WithZone("")
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// Contains reports whether a lies in one of the prefixes.
+func (l PrefixList) Contains(a netip.Addr) bool {
+	for _, p := range l {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}

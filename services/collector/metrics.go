@@ -1,0 +1,67 @@
+package collector
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Results of a request, the label of glimpse_collector_events_total.
+const (
+	resultAccepted    = "accepted"    // published; the sender got 202
+	resultBot         = "bot"         // dropped as a bot; the sender got 202
+	resultInvalid     = "invalid"     // 400: a field is missing, malformed or over a limit
+	resultTooLarge    = "too_large"   // 413
+	resultUnsupported = "unsupported" // 415: the content type cannot carry JSON
+	resultMethod      = "bad_method"  // 405
+	resultNotFound    = "not_found"   // 404: another path
+	resultUnavailable = "unavailable" // 503: bus or salt store unavailable, publish timed out, shutting down
+	resultError       = "error"       // 500: the bus failed for another reason
+	resultCanceled    = "client_gone" // the body could not be read: the sender went away
+)
+
+type metrics struct {
+	events   *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	publish  *prometheus.HistogramVec
+	inFlight prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "glimpse", Subsystem: "collector", Name: "events_total",
+			Help: "Events received, by result (accepted, bot, invalid, too_large, unsupported, bad_method, not_found, unavailable, error, client_gone). An accepted request counts once per site it names; a rejected one counts once.",
+		}, []string{"result"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "glimpse", Subsystem: "collector", Name: "request_duration_seconds",
+			Help:    "Time to answer a POST /api/event request, in seconds, by HTTP status code.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"code"}),
+		publish: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "glimpse", Subsystem: "collector", Name: "publish_duration_seconds",
+			Help:    "Time of one bus publish (all events of a request), in seconds, by outcome (ok, unavailable, error).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"outcome"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "glimpse", Subsystem: "collector", Name: "requests_in_flight",
+			Help: "POST /api/event requests being handled right now.",
+		}),
+	}
+	for _, r := range []string{resultAccepted, resultBot, resultInvalid, resultTooLarge, resultUnsupported, resultMethod, resultNotFound, resultUnavailable, resultError, resultCanceled} {
+		m.events.WithLabelValues(r)
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.events, m.duration, m.publish, m.inFlight} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				return nil, errors.New("collector metrics are already registered: give each collector its own prometheus.Registerer")
+			}
+			return nil, err
+		}
+	}
+	return m, nil
+}
