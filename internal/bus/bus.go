@@ -38,8 +38,11 @@ type Bus interface {
 	// Consume joins consumer group `group` on `topic` and calls h once per partition
 	// assigned to this member, each in its own goroutine. The ctx passed to h is cancelled
 	// when the partition is revoked (rebalance) or Consume's ctx ends; h must then flush,
-	// commit what it may and return. Consume blocks until ctx is done or a handler returns a
-	// non-nil error other than the context's, which it returns.
+	// commit what it may and return. The claim stays usable until h returns, so the last
+	// commit uses context.WithoutCancel(ctx) with a timeout. A handler that returns nil while
+	// still assigned leaves its partition idle until the next rebalance. Consume blocks until
+	// ctx is done (then it returns ctx.Err()) or a handler returns a non-nil error other than
+	// the context's, which it returns.
 	Consume(ctx context.Context, topic, group string, h Handler) error
 
 	// Partitions returns the number of partitions of topic (creating it if needed).
@@ -60,8 +63,9 @@ type Claim interface {
 	// next message to read. It is 0 when nothing was ever committed.
 	Committed() int64
 
-	// SetOffset sets the offset of the next message Fetch returns. Until SetOffset is called, Fetch
-	// starts at Committed().
+	// SetOffset sets the offset of the next message Fetch returns; it must lie in [0, end].
+	// Until SetOffset is called, Fetch starts at Committed(). Messages removed by retention
+	// are skipped, so the first offset Fetch returns may be larger than the one set.
 	SetOffset(offset int64) error
 
 	// Fetch blocks until at least one message is available, then returns up to max of

@@ -50,6 +50,17 @@ var Rolled = []string{
 	UTMSource, UTMMedium, UTMCampaign, Browser, OS, Device, Country,
 }
 
+// IsRolled reports whether hour and day rollups exist for d: the dimensions of Rolled and
+// every custom property (event:props:<key>).
+func IsRolled(d string) bool {
+	for _, r := range Rolled {
+		if r == d {
+			return true
+		}
+	}
+	return strings.HasPrefix(d, PropsPrefix) && len(d) > len(PropsPrefix)
+}
+
 // IsEvent reports whether d is a property of the single event (event:*); otherwise it is a
 // property of the visit (visit:*).
 func IsEvent(d string) bool { return strings.HasPrefix(d, "event:") }

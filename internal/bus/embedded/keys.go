@@ -1,0 +1,172 @@
+package embedded
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+)
+
+// Key layout of the bus's own Pebble database. Topic names are restricted to Kafka's legal
+// characters and group names may not contain NUL, so NUL separates the variable parts and
+// a topic's keys never interleave with another topic's.
+//
+//	t/<topic>                          → uvarint partition count (fixed on first use)
+//	m/<topic>\0<part u32><offset u64>  → message record (see appendRecord)
+//	w/<topic>\0<part u32>              → u64 low watermark: first offset retention kept
+//	c/<topic>\0<group>\0<part u32>     → u64 committed offset, u64 commit time (Unix ms)
+//
+// Integers are big-endian so that key order is offset order.
+const (
+	prefixTopic  = "t/"
+	prefixMsg    = "m/"
+	prefixLow    = "w/"
+	prefixCommit = "c/"
+)
+
+// PartitionFor returns the partition of a message with key among n partitions.
+//
+// It is the 32-bit FNV-1a hash of the key, read as a signed int32, modulo n, made
+// non-negative: the same function as kafka-go's kafka.Hash{} balancer (and Sarama's hash
+// partitioner), so a key lands in the same partition number on the embedded bus and on a
+// Kafka topic with as many partitions written through that balancer. An empty key always
+// maps to the same partition.
+func PartitionFor(key []byte, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	h.Write(key)
+	p := int32(h.Sum32()) % int32(n)
+	if p < 0 {
+		p = -p
+	}
+	return int(p)
+}
+
+// maxNameLen is Kafka's limit on topic names; group names get the same bound here.
+const maxNameLen = 249
+
+// validateTopic accepts the names Kafka accepts, so a configuration that works on the
+// embedded bus also works on a broker.
+func validateTopic(topic string) error {
+	if topic == "" || topic == "." || topic == ".." || len(topic) > maxNameLen {
+		return fmt.Errorf("bus: invalid topic name %q: 1 to %d characters, not \".\" or \"..\"", topic, maxNameLen)
+	}
+	for i := 0; i < len(topic); i++ {
+		c := topic[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("bus: invalid topic name %q: only ASCII letters, digits, '.', '_' and '-' are allowed", topic)
+		}
+	}
+	return nil
+}
+
+func validateGroup(group string) error {
+	if group == "" || len(group) > maxNameLen {
+		return fmt.Errorf("bus: invalid group name %q: 1 to %d bytes", group, maxNameLen)
+	}
+	for i := 0; i < len(group); i++ {
+		if group[i] == 0 {
+			return fmt.Errorf("bus: invalid group name %q: NUL is not allowed", group)
+		}
+	}
+	return nil
+}
+
+func topicKey(topic string) []byte {
+	return append([]byte(prefixTopic), topic...)
+}
+
+// partitionPrefix is the common prefix of the message keys of one partition.
+func appendPartitionPrefix(dst []byte, topic string, p int) []byte {
+	dst = append(dst, prefixMsg...)
+	dst = append(dst, topic...)
+	dst = append(dst, 0)
+	return binary.BigEndian.AppendUint32(dst, uint32(p))
+}
+
+func appendMsgKey(dst []byte, topic string, p int, offset int64) []byte {
+	dst = appendPartitionPrefix(dst, topic, p)
+	return binary.BigEndian.AppendUint64(dst, uint64(offset))
+}
+
+// msgKeyOffset returns the offset of a message key of any partition.
+func msgKeyOffset(key []byte) int64 {
+	return int64(binary.BigEndian.Uint64(key[len(key)-8:]))
+}
+
+func lowKey(topic string, p int) []byte {
+	dst := append([]byte(prefixLow), topic...)
+	dst = append(dst, 0)
+	return binary.BigEndian.AppendUint32(dst, uint32(p))
+}
+
+func commitKey(topic, group string, p int) []byte {
+	dst := append([]byte(prefixCommit), topic...)
+	dst = append(dst, 0)
+	dst = append(dst, group...)
+	dst = append(dst, 0)
+	return binary.BigEndian.AppendUint32(dst, uint32(p))
+}
+
+// parseCommitKey splits a commit key into its topic, group and partition.
+func parseCommitKey(key []byte) (topic, group string, p int, ok bool) {
+	rest := key[len(prefixCommit):]
+	if len(rest) < 4+2 || rest[len(rest)-5] != 0 {
+		return "", "", 0, false
+	}
+	p = int(binary.BigEndian.Uint32(rest[len(rest)-4:]))
+	rest = rest[:len(rest)-5]
+	for i, c := range rest {
+		if c == 0 {
+			return string(rest[:i]), string(rest[i+1:]), p, true
+		}
+	}
+	return "", "", 0, false
+}
+
+func encodeCommit(next, atMillis int64) []byte {
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 16), uint64(next))
+	return binary.BigEndian.AppendUint64(v, uint64(atMillis))
+}
+
+func decodeCommit(v []byte) (next, atMillis int64, err error) {
+	if len(v) != 16 {
+		return 0, 0, errors.New("bus: corrupt commit record")
+	}
+	return int64(binary.BigEndian.Uint64(v)), int64(binary.BigEndian.Uint64(v[8:])), nil
+}
+
+// A message record is: u64 publish time (Unix ms) · uvarint key length · key · value.
+func appendRecord(dst []byte, atMillis int64, key, value []byte) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, uint64(atMillis))
+	dst = binary.AppendUvarint(dst, uint64(len(key)))
+	dst = append(dst, key...)
+	return append(dst, value...)
+}
+
+func recordLen(key, value []byte) int {
+	return 8 + binary.MaxVarintLen64 + len(key) + len(value)
+}
+
+func decodeRecord(rec []byte) (atMillis int64, key, value []byte, err error) {
+	if len(rec) < 9 {
+		return 0, nil, nil, errors.New("bus: corrupt message record")
+	}
+	atMillis = int64(binary.BigEndian.Uint64(rec))
+	n, w := binary.Uvarint(rec[8:])
+	if w <= 0 || uint64(len(rec)-8-w) < n {
+		return 0, nil, nil, errors.New("bus: corrupt message record")
+	}
+	rest := rec[8+w:]
+	return atMillis, rest[:n], rest[n:], nil
+}
+
+func appendUvarint(dst []byte, v uint64) []byte { return binary.AppendUvarint(dst, v) }
+
+func uvarint(b []byte) (uint64, int) { return binary.Uvarint(b) }
+
+func beUint64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
+
+func appendBEUint64(dst []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(dst, v) }

@@ -1,0 +1,80 @@
+package query
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+)
+
+// Config holds the query service's settings.
+type Config struct {
+	// MaxScanEvents bounds how many stored events one query may read on the scan path.
+	// A query that needs more is refused with 422 rather than answered from a partial scan
+	// (stored events arrive in no particular order, so a cut-off scan would be a random
+	// sample, not a prefix).
+	MaxScanEvents int
+	// DefaultLimit is the page size when a query names none; MaxLimit the largest accepted.
+	DefaultLimit int
+	MaxLimit     int
+	// Timeout bounds the time one request may spend reading the store.
+	Timeout time.Duration
+	// MaxBodyBytes is the largest request body accepted (413 above it).
+	MaxBodyBytes int64
+	// VisitMargin widens the scan window on both sides so that visits crossing the edges of
+	// the date range are seen whole: before the range, to learn the entry page of visits that
+	// started shortly before it; after it, for the duration, exit page and bounce of visits
+	// that started in range and went on past its end.
+	VisitMargin time.Duration
+	// ForceScan answers every query by scanning stored events, never from rollups. Meant for
+	// tests that compare both paths and for checking a suspicious rollup.
+	ForceScan bool
+}
+
+// DefaultConfig returns the defaults the flags show.
+func DefaultConfig() Config {
+	return Config{
+		MaxScanEvents: 1_000_000,
+		DefaultLimit:  10_000,
+		MaxLimit:      100_000,
+		Timeout:       30 * time.Second,
+		MaxBodyBytes:  64 << 10,
+		VisitMargin:   time.Hour,
+	}
+}
+
+// RegisterFlags adds the query service's flags under the "query." prefix, with the current
+// values of c as defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.IntVar(&c.MaxScanEvents, "query.max-scan-events", c.MaxScanEvents, "most stored events one query may scan when no rollup answers it (more gets 422)")
+	fs.IntVar(&c.DefaultLimit, "query.default-limit", c.DefaultLimit, "result rows returned when a query sets no limit")
+	fs.IntVar(&c.MaxLimit, "query.max-limit", c.MaxLimit, "largest limit a query may ask for")
+	fs.DurationVar(&c.Timeout, "query.timeout", c.Timeout, "how long one query may take before it is answered with 503")
+	fs.Int64Var(&c.MaxBodyBytes, "query.max-body-bytes", c.MaxBodyBytes, "largest query body accepted, in bytes (larger gets 413)")
+	fs.DurationVar(&c.VisitMargin, "query.visit-margin", c.VisitMargin, "extra time scanned before and after the date range so visits crossing its edges are seen whole")
+	fs.BoolVar(&c.ForceScan, "query.force-scan", c.ForceScan, "answer every query by scanning stored events instead of rollups (slow; for checks)")
+}
+
+// Validate reports settings that cannot work.
+func (c Config) Validate() error {
+	var errs []error
+	if c.MaxScanEvents <= 0 {
+		errs = append(errs, fmt.Errorf("query.max-scan-events must be positive, got %d", c.MaxScanEvents))
+	}
+	if c.DefaultLimit <= 0 {
+		errs = append(errs, fmt.Errorf("query.default-limit must be positive, got %d", c.DefaultLimit))
+	}
+	if c.MaxLimit < c.DefaultLimit {
+		errs = append(errs, fmt.Errorf("query.max-limit (%d) must be at least query.default-limit (%d)", c.MaxLimit, c.DefaultLimit))
+	}
+	if c.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("query.timeout must be positive, got %s", c.Timeout))
+	}
+	if c.MaxBodyBytes <= 0 {
+		errs = append(errs, fmt.Errorf("query.max-body-bytes must be positive, got %d", c.MaxBodyBytes))
+	}
+	if c.VisitMargin < 0 {
+		errs = append(errs, fmt.Errorf("query.visit-margin must not be negative, got %s", c.VisitMargin))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,297 @@
+package query
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/glimpse-analytics/glimpse/internal/sketch"
+	"github.com/glimpse-analytics/glimpse/internal/store"
+)
+
+// Response is the answer to a query, shaped like Plausible's Stats API v2.
+type Response struct {
+	Results []ResultRow `json:"results"`
+	Meta    Meta        `json:"meta"`
+	Query   EchoQuery   `json:"query"`
+}
+
+// ResultRow is one row: the dimension values in the order of the query's dimensions and
+// the metric values in the order of its metrics. Counts and visit_duration are integers;
+// bounce_rate and views_per_visit are numbers with up to 2 decimals.
+type ResultRow struct {
+	Dimensions []string `json:"dimensions"`
+	Metrics    []any    `json:"metrics"`
+}
+
+// Meta says how the answer was made.
+type Meta struct {
+	// Path is PathRollup or PathScan; PathReason says why a query was scanned.
+	Path        string `json:"path"`
+	PathReason  string `json:"path_reason,omitempty"`
+	Granularity string `json:"granularity,omitempty"` // rollup rows read: minute, hour or day
+	// RowsRead counts rollup rows read, EventsScanned stored events read.
+	RowsRead      int64 `json:"rows_read"`
+	EventsScanned int64 `json:"events_scanned"`
+	// TotalRows is the number of result rows before limit and offset.
+	TotalRows  int      `json:"total_rows"`
+	TimeLabels []string `json:"time_labels,omitempty"`
+	Warnings   []string `json:"warnings"`
+}
+
+// EchoQuery is the query as it was understood, with defaults filled in and the date range
+// resolved to UTC timestamps (both ends inclusive, to the second).
+type EchoQuery struct {
+	SiteID     string         `json:"site_id"`
+	Metrics    []string       `json:"metrics"`
+	Dimensions []string       `json:"dimensions"`
+	Filters    [][]any        `json:"filters"`
+	DateRange  [2]string      `json:"date_range"`
+	OrderBy    [][2]string    `json:"order_by"`
+	Pagination EchoPagination `json:"pagination"`
+	Include    EchoInclude    `json:"include"`
+}
+
+// EchoPagination is the resolved limit and offset.
+type EchoPagination struct {
+	Limit  int `json:"limit"`
+	Offset int `json:"offset"`
+}
+
+// EchoInclude is the resolved include options.
+type EchoInclude struct {
+	TimeLabels   bool `json:"time_labels"`
+	EmptyBuckets bool `json:"empty_buckets"`
+}
+
+func echo(q *Query) EchoQuery {
+	e := EchoQuery{
+		SiteID:     q.SiteID,
+		Metrics:    q.Metrics,
+		Dimensions: q.Dimensions,
+		Filters:    [][]any{},
+		DateRange: [2]string{
+			q.Range.From.UTC().Format(time.RFC3339),
+			q.Range.To.Add(-time.Second).UTC().Format(time.RFC3339),
+		},
+		OrderBy:    [][2]string{},
+		Pagination: EchoPagination{Limit: q.Limit, Offset: q.Offset},
+		Include:    EchoInclude{TimeLabels: q.Include.TimeLabels, EmptyBuckets: q.Include.EmptyBuckets},
+	}
+	for _, f := range q.Filters {
+		ef := []any{f.Op, f.Dimension, f.Values}
+		if f.IgnoreCase {
+			ef = append(ef, map[string]bool{"case_sensitive": false})
+		}
+		e.Filters = append(e.Filters, ef)
+	}
+	for _, o := range q.OrderBy {
+		dir := "asc"
+		if o.Desc {
+			dir = "desc"
+		}
+		e.OrderBy = append(e.OrderBy, [2]string{o.Field, dir})
+	}
+	return e
+}
+
+// gkey is a group's dimension values, in the order of the query's dimensions.
+type gkey [MaxDimensions]string
+
+// acc accumulates one group. Visitors are a union of row sketches on the rollup path and
+// an exact set on the scan path.
+type acc struct {
+	pageviews, events, visits, bounces, durationMS int64
+
+	sk  *sketch.Union
+	ids map[uint64]struct{}
+}
+
+// groups holds the accumulators of one query by dimension values.
+type groups struct {
+	m            map[gkey]*acc
+	needVisitors bool
+	exact        bool // exact visitor sets (scan) instead of sketches (rollup)
+}
+
+func newGroups(q *Query, exact bool) *groups {
+	return &groups{m: map[gkey]*acc{}, needVisitors: contains(q.Metrics, MetricVisitors), exact: exact}
+}
+
+func (g *groups) get(k gkey) *acc {
+	a := g.m[k]
+	if a == nil {
+		a = &acc{}
+		if g.needVisitors {
+			if g.exact {
+				a.ids = map[uint64]struct{}{}
+			} else {
+				a.sk = &sketch.Union{}
+			}
+		}
+		g.m[k] = a
+	}
+	return a
+}
+
+// addRow folds a rollup row's aggregate into a.
+func (a *acc) addRow(r *store.Aggregate) error {
+	a.pageviews += r.Pageviews
+	a.events += r.Events
+	a.visits += r.Visits
+	a.bounces += r.Bounces
+	a.durationMS += r.DurationMS
+	if a.sk != nil {
+		return a.sk.Add(r.Visitors)
+	}
+	return nil
+}
+
+func (a *acc) visitors() int64 {
+	switch {
+	case a.ids != nil:
+		return int64(len(a.ids))
+	case a.sk != nil:
+		return a.sk.Estimate()
+	}
+	return 0
+}
+
+// value computes metric m for a, following docs/metrics.md.
+func (a *acc) value(m string) float64 {
+	switch m {
+	case MetricVisitors:
+		return float64(a.visitors())
+	case MetricVisits:
+		return float64(a.visits)
+	case MetricPageviews:
+		return float64(a.pageviews)
+	case MetricEvents:
+		return float64(a.events)
+	case MetricBounceRate:
+		if a.visits == 0 {
+			return 0
+		}
+		return round2(100 * float64(a.bounces) / float64(a.visits))
+	case MetricViewsPerVisit:
+		if a.visits == 0 {
+			return 0
+		}
+		return round2(float64(a.pageviews) / float64(a.visits))
+	case MetricVisitDuration:
+		if a.visits == 0 {
+			return 0
+		}
+		return math.Round(float64(a.durationMS) / 1000 / float64(a.visits))
+	}
+	return 0
+}
+
+// metricIsInt reports whether m is reported as an integer (bounce_rate and
+// views_per_visit are decimals).
+func metricIsInt(m string) bool { return m != MetricBounceRate && m != MetricViewsPerVisit }
+
+func round2(x float64) float64 { return math.Round(x*100) / 100 }
+
+// outRow is a result row before rendering.
+type outRow struct {
+	key  gkey
+	vals []float64
+}
+
+// finish turns groups into the response rows: computes metrics, fills empty time buckets
+// when asked, orders, and paginates.
+func finish(q *Query, g *groups, resp *Response) {
+	nd := len(q.Dimensions)
+	td := -1
+	for i, d := range q.Dimensions {
+		if isTimeDim(d) {
+			td = i
+		}
+	}
+	if td >= 0 && (q.Include.TimeLabels || q.Include.EmptyBuckets) {
+		labels := timeLabels(q.Dimensions[td], q.Range.From, q.Range.To)
+		if q.Include.TimeLabels {
+			resp.Meta.TimeLabels = make([]string, 0, len(labels))
+		}
+		for _, b := range labels {
+			l := formatLabel(q.Dimensions[td], b)
+			if q.Include.TimeLabels {
+				resp.Meta.TimeLabels = append(resp.Meta.TimeLabels, l)
+			}
+			if q.Include.EmptyBuckets {
+				var k gkey
+				k[td] = l
+				if g.m[k] == nil {
+					g.get(k)
+				}
+			}
+		}
+	}
+	if nd == 0 && len(g.m) == 0 {
+		g.get(gkey{}) // an aggregate query always has its one row, zeros when there is no data
+	}
+
+	rows := make([]outRow, 0, len(g.m))
+	for k, a := range g.m {
+		r := outRow{key: k, vals: make([]float64, len(q.Metrics))}
+		for i, m := range q.Metrics {
+			r.vals[i] = a.value(m)
+		}
+		rows = append(rows, r)
+	}
+	sortRows(q, rows)
+
+	resp.Meta.TotalRows = len(rows)
+	start := min(q.Offset, len(rows))
+	end := min(start+q.Limit, len(rows))
+	resp.Results = make([]ResultRow, 0, end-start)
+	for _, r := range rows[start:end] {
+		rr := ResultRow{Dimensions: make([]string, nd), Metrics: make([]any, len(q.Metrics))}
+		copy(rr.Dimensions, r.key[:nd])
+		for i, v := range r.vals {
+			if metricIsInt(q.Metrics[i]) {
+				rr.Metrics[i] = int64(v)
+			} else {
+				rr.Metrics[i] = v
+			}
+		}
+		resp.Results = append(resp.Results, rr)
+	}
+}
+
+// sortRows orders rows by q.OrderBy, which always ends with every dimension, so the order
+// is total and answers are deterministic.
+func sortRows(q *Query, rows []outRow) {
+	type key struct {
+		metric int // index into vals, or -1
+		dim    int // index into key, or -1
+		desc   bool
+	}
+	keys := make([]key, 0, len(q.OrderBy))
+	for _, o := range q.OrderBy {
+		k := key{metric: slices.Index(q.Metrics, o.Field), dim: slices.Index(q.Dimensions, o.Field), desc: o.Desc}
+		if k.metric >= 0 || k.dim >= 0 {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(rows, func(a, b outRow) int {
+		for _, k := range keys {
+			var c int
+			if k.metric >= 0 {
+				c = cmp.Compare(a.vals[k.metric], b.vals[k.metric])
+			} else {
+				c = strings.Compare(a.key[k.dim], b.key[k.dim])
+			}
+			if k.desc {
+				c = -c
+			}
+			if c != 0 {
+				return c
+			}
+		}
+		return 0
+	})
+}
