@@ -8,9 +8,10 @@
 //	events:   partition (site, day, shard)                       · cluster (time, offset)
 //	meta:     partition (namespace)                              · cluster (key)
 //
-// The period of a rollup partition bounds its size and is engine-internal (Cassandra: minute
-// rows per UTC day, hour rows per UTC month, day rows per UTC year); it rises with the bucket,
-// so it never changes the order of a scan. Sites and meta namespaces are never empty.
+// The period of a rollup partition bounds its size and is engine-internal (Cassandra: one UTC
+// day per partition at every granularity, see docs/adr/0005); it rises with the bucket, so it
+// never changes the order of a scan. Sites and meta namespaces are never empty, key strings
+// are valid UTF-8 and buckets fall in the years 1970 to 9999.
 //
 // Every engine answers calls on a closed store with an error wrapping ErrUnavailable, treats
 // a nil and an empty Visitors sketch alike, and returns each row of GetRows once even when a
