@@ -6,10 +6,17 @@
 // Upstreams are found by address: "http://host:port" is proxied over the network, while an
 // address with registry.InProcScheme is resolved to a handler in this process (glimpse all),
 // so the same routing code serves one process and the fleet.
+//
+// Between a request and an upstream sit, in order: a per-IP and a per-site token bucket
+// (429), a body read in full (so it can be sent again), the balancer (the instance with the
+// fewest requests in flight among those whose circuit breaker is not open and whose bulkhead
+// has room), and retries on another instance when that is safe (see forward). Every
+// instance has its own breaker and bulkhead. docs/adr/0007-gateway-balancing-and-breakers.md
+// explains the choices. Nothing here is shared between gateway processes: run as many as
+// needed behind a load balancer.
 package gateway
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -17,13 +24,12 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"log"
 	"log/slog"
+	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
+	"net/netip"
 	"strconv"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,21 +43,120 @@ import (
 type Config struct {
 	MaxEventBytes int64         // body limit of /api/event
 	MaxQueryBytes int64         // body limit of /api/v1/*
-	EventTimeout  time.Duration // how long a beacon may wait for a collector
-	QueryTimeout  time.Duration // how long an API call may wait for a query service
+	EventTimeout  time.Duration // how long a beacon may wait for a collector, retries included
+	QueryTimeout  time.Duration // how long an API call may wait for a query service, retries included
+
+	// DialTimeout bounds connecting to an upstream; a dial that fails is retried on another
+	// instance whatever the request, since nothing reached the upstream.
+	DialTimeout time.Duration
+	// Retries is how many other instances a request may be sent to after the first (see
+	// proxy.go for which requests may be sent again).
+	Retries int
+	// MaxConcurrentPerUpstream bounds the requests in flight to one instance (bulkhead);
+	// 0 means no bound.
+	MaxConcurrentPerUpstream int
+	// RetryAfter is what a 503 asks the sender to wait.
+	RetryAfter time.Duration
+
+	Breaker   BreakerConfig
+	RateLimit RateLimitConfig
+
+	// TrustedProxies are the peers whose X-Forwarded-For is believed when finding the
+	// client address for rate limits (a load balancer in front of the gateways).
+	TrustedProxies PrefixList
+}
+
+// BreakerConfig sets the circuit breaker each upstream instance gets.
+type BreakerConfig struct {
+	FailureRatio     float64       // share of failed requests in the window that opens the breaker
+	MinRequests      int           // finished requests in the window before the ratio counts
+	Window           time.Duration // rolling window the ratio is taken over
+	OpenTimeout      time.Duration // how long an open breaker rejects before probing
+	HalfOpenRequests int           // probes let through when half-open; as many successes close it
+}
+
+// RateLimitConfig sets the token buckets. A rate of 0 turns that limit off. The limits are
+// per gateway process: N gateways behind a load balancer admit up to N times as much.
+type RateLimitConfig struct {
+	IPRate         float64 // requests per second per client address (IPv6: per /64), beacons and API
+	IPBurst        int
+	SiteEventRate  float64 // beacons per second per site
+	SiteEventBurst int
+	SiteAPIRate    float64 // API requests per second per site
+	SiteAPIBurst   int
+	MaxKeys        int // buckets each limiter keeps at most
 }
 
 // DefaultConfig returns the defaults the flags show.
 func DefaultConfig() Config {
-	return Config{MaxEventBytes: 16 << 10, MaxQueryBytes: 64 << 10, EventTimeout: 10 * time.Second, QueryTimeout: 30 * time.Second}
+	return Config{
+		MaxEventBytes: 16 << 10, MaxQueryBytes: 64 << 10, EventTimeout: 10 * time.Second, QueryTimeout: 30 * time.Second,
+		DialTimeout:              2 * time.Second,
+		Retries:                  2,
+		MaxConcurrentPerUpstream: 256,
+		RetryAfter:               5 * time.Second,
+		Breaker: BreakerConfig{
+			FailureRatio: 0.5, MinRequests: 20, Window: 30 * time.Second, OpenTimeout: 10 * time.Second, HalfOpenRequests: 3,
+		},
+		RateLimit: RateLimitConfig{
+			IPRate: 50, IPBurst: 100,
+			// Per site a flood guard, not a quota: far above what one site sends, so that a
+			// single site (or someone sending in its name) cannot take every collector.
+			SiteEventRate: 10000, SiteEventBurst: 20000,
+			SiteAPIRate: 50, SiteAPIBurst: 200,
+			MaxKeys: 100000,
+		},
+		TrustedProxies: PrefixList{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+	}
 }
 
 // RegisterFlags adds the gateway's flags under the "gateway." prefix.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MaxEventBytes, "gateway.max-event-bytes", c.MaxEventBytes, "largest /api/event body accepted, in bytes (larger gets 413)")
 	fs.Int64Var(&c.MaxQueryBytes, "gateway.max-query-bytes", c.MaxQueryBytes, "largest /api/v1/* body accepted, in bytes (larger gets 413)")
-	fs.DurationVar(&c.EventTimeout, "gateway.event-timeout", c.EventTimeout, "how long a beacon may wait for a collector before 503")
-	fs.DurationVar(&c.QueryTimeout, "gateway.query-timeout", c.QueryTimeout, "how long an API request may wait for a query service before 503")
+	fs.DurationVar(&c.EventTimeout, "gateway.event-timeout", c.EventTimeout, "how long a beacon may wait for a collector, retries included, before 503")
+	fs.DurationVar(&c.QueryTimeout, "gateway.query-timeout", c.QueryTimeout, "how long an API request may wait for a query service, retries included, before 503")
+	fs.DurationVar(&c.DialTimeout, "gateway.dial-timeout", c.DialTimeout, "how long connecting to an upstream instance may take (duration); a failed dial is retried on another instance")
+	fs.IntVar(&c.Retries, "gateway.retries", c.Retries, "how many other instances a request may be sent to after the first: any request whose connection failed, idempotent ones after other failures (count)")
+	fs.IntVar(&c.MaxConcurrentPerUpstream, "gateway.upstream-max-concurrent", c.MaxConcurrentPerUpstream, "requests in flight to one upstream instance at most; more go to other instances or get 503 (count, 0 = no bound)")
+	fs.DurationVar(&c.RetryAfter, "gateway.retry-after", c.RetryAfter, "delay suggested in the Retry-After header of a 503 (duration, rounded up to whole seconds)")
+	fs.Float64Var(&c.Breaker.FailureRatio, "gateway.breaker.failure-ratio", c.Breaker.FailureRatio, "share of failed requests (5xx, connection errors, timeouts) in the window that opens an instance's circuit breaker (0-1]")
+	fs.IntVar(&c.Breaker.MinRequests, "gateway.breaker.min-requests", c.Breaker.MinRequests, "finished requests to an instance within the window before its failure ratio can open the breaker (count)")
+	fs.DurationVar(&c.Breaker.Window, "gateway.breaker.window", c.Breaker.Window, "rolling window over which an instance's failure ratio is taken (duration)")
+	fs.DurationVar(&c.Breaker.OpenTimeout, "gateway.breaker.open-timeout", c.Breaker.OpenTimeout, "how long an open breaker keeps traffic away from its instance before letting probes through (duration)")
+	fs.IntVar(&c.Breaker.HalfOpenRequests, "gateway.breaker.half-open-requests", c.Breaker.HalfOpenRequests, "probe requests let through a half-open breaker; that many successes close it, one failure opens it again (count)")
+	fs.Float64Var(&c.RateLimit.IPRate, "gateway.rate-limit.ip", c.RateLimit.IPRate, "requests per second one client address (IPv6: one /64) may send to /api/event and /api/v1/* through this gateway (0 = no limit)")
+	fs.IntVar(&c.RateLimit.IPBurst, "gateway.rate-limit.ip-burst", c.RateLimit.IPBurst, "requests one client address may send at once above its rate (count)")
+	fs.Float64Var(&c.RateLimit.SiteEventRate, "gateway.rate-limit.site-events", c.RateLimit.SiteEventRate, "beacons per second one site may send through this gateway (0 = no limit)")
+	fs.IntVar(&c.RateLimit.SiteEventBurst, "gateway.rate-limit.site-events-burst", c.RateLimit.SiteEventBurst, "beacons one site may send at once above its rate (count)")
+	fs.Float64Var(&c.RateLimit.SiteAPIRate, "gateway.rate-limit.site-api", c.RateLimit.SiteAPIRate, "query API requests per second for one site through this gateway (0 = no limit)")
+	fs.IntVar(&c.RateLimit.SiteAPIBurst, "gateway.rate-limit.site-api-burst", c.RateLimit.SiteAPIBurst, "query API requests for one site at once above its rate (count)")
+	fs.IntVar(&c.RateLimit.MaxKeys, "gateway.rate-limit.max-keys", c.RateLimit.MaxKeys, "client addresses or sites each rate limiter tracks at most; idle ones are dropped first (count)")
+	fs.Var(&c.TrustedProxies, "gateway.trusted-proxies", "comma-separated CIDRs (or addresses) of proxies in front of the gateway whose X-Forwarded-For names the client; empty trusts none")
+}
+
+// Validate reports the settings that cannot work.
+func (c *Config) Validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(c.MaxEventBytes > 0 && c.MaxQueryBytes > 0, "gateway.max-event-bytes and gateway.max-query-bytes must be positive")
+	check(c.EventTimeout > 0 && c.QueryTimeout > 0 && c.DialTimeout > 0, "gateway.event-timeout, gateway.query-timeout and gateway.dial-timeout must be positive")
+	check(c.Retries >= 0, "gateway.retries must not be negative, got %d", c.Retries)
+	check(c.MaxConcurrentPerUpstream >= 0, "gateway.upstream-max-concurrent must not be negative")
+	check(c.Breaker.FailureRatio > 0 && c.Breaker.FailureRatio <= 1, "gateway.breaker.failure-ratio must be in (0, 1], got %v", c.Breaker.FailureRatio)
+	check(c.Breaker.MinRequests >= 1, "gateway.breaker.min-requests must be at least 1")
+	check(c.Breaker.Window >= 6*time.Millisecond, "gateway.breaker.window must be positive (got %s)", c.Breaker.Window)
+	check(c.Breaker.OpenTimeout > 0, "gateway.breaker.open-timeout must be positive")
+	check(c.Breaker.HalfOpenRequests >= 1, "gateway.breaker.half-open-requests must be at least 1")
+	rl := c.RateLimit
+	check(rl.IPRate >= 0 && rl.SiteEventRate >= 0 && rl.SiteAPIRate >= 0, "gateway.rate-limit.* rates must not be negative")
+	check((rl.IPRate == 0 || rl.IPBurst >= 1) && (rl.SiteEventRate == 0 || rl.SiteEventBurst >= 1) && (rl.SiteAPIRate == 0 || rl.SiteAPIBurst >= 1), "gateway.rate-limit.*-burst must be at least 1 where the rate is on")
+	check(rl.MaxKeys >= limiterShards, "gateway.rate-limit.max-keys must be at least %d", limiterShards)
+	return errors.Join(errs...)
 }
 
 // Deps are what the gateway is wired to.
@@ -64,6 +169,9 @@ type Deps struct {
 	Dashboard fs.FS
 	Log       *slog.Logger
 	Metrics   prometheus.Registerer
+	// Now is the clock of the rate limits and of upstream bookkeeping (default time.Now).
+	// Circuit breakers keep their own wall clock.
+	Now func() time.Time
 }
 
 // Gateway routes requests to upstream services.
@@ -72,11 +180,17 @@ type Gateway struct {
 	deps Deps
 	mux  chi.Router
 
-	next    atomic.Uint64 // round-robin cursor
-	proxies sync.Map      // address → *httputil.ReverseProxy
+	next      atomic.Uint64 // rotation start of the balancer
+	pool      *pool
+	transport *http.Transport
+	proxyLog  *log.Logger
 
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
+	ipLimit        *keyedLimiter
+	siteEventLimit *keyedLimiter
+	siteAPILimit   *keyedLimiter
+
+	m          *metrics
+	lookupWarn everyInterval
 }
 
 // New builds a gateway.
@@ -84,24 +198,36 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if deps.Registry == nil {
 		return nil, errors.New("gateway: a registry is required")
 	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	if deps.Log == nil {
 		deps.Log = slog.Default()
 	}
-	g := &Gateway{cfg: cfg, deps: deps}
-	g.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "glimpse_gateway_requests_total", Help: "Requests answered by the gateway, by route and status code.",
-	}, []string{"route", "code"})
-	g.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "glimpse_gateway_request_seconds", Help: "Time to answer a request at the gateway, by route.",
-		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
-	}, []string{"route"})
-	if deps.Metrics != nil {
-		for _, c := range []prometheus.Collector{g.requests, g.latency} {
-			if err := deps.Metrics.Register(c); err != nil {
-				return nil, fmt.Errorf("gateway metrics: %w", err)
-			}
-		}
+	if deps.Now == nil {
+		deps.Now = time.Now
 	}
+	m, err := newMetrics(deps.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, deps: deps, m: m}
+	g.lookupWarn.interval = 10 * time.Second
+	g.pool = newPool(cfg, deps.InProc, deps.Now, deps.Log, m)
+	g.transport = &http.Transport{
+		Proxy:                 nil, // upstreams are reached directly, whatever HTTP_PROXY says
+		DialContext:           (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256, // the default of 2 would open a new connection for most requests
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   cfg.DialTimeout,
+		ExpectContinueTimeout: time.Second,
+	}
+	g.proxyLog = slog.NewLogLogger(deps.Log.Handler(), slog.LevelDebug)
+	rl := cfg.RateLimit
+	g.ipLimit = newKeyedLimiter(rl.IPRate, rl.IPBurst, rl.MaxKeys, m.limiterEvictions.WithLabelValues("ip"))
+	g.siteEventLimit = newKeyedLimiter(rl.SiteEventRate, rl.SiteEventBurst, rl.MaxKeys, m.limiterEvictions.WithLabelValues("site_events"))
+	g.siteAPILimit = newKeyedLimiter(rl.SiteAPIRate, rl.SiteAPIBurst, rl.MaxKeys, m.limiterEvictions.WithLabelValues("site_api"))
 	g.mux = g.routes()
 	return g, nil
 }
@@ -109,13 +235,29 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 // Handler serves the gateway's routes.
 func (g *Gateway) Handler() http.Handler { return g.mux }
 
+// Close releases the idle upstream connections.
+func (g *Gateway) Close() error {
+	g.transport.CloseIdleConnections()
+	return nil
+}
+
 func (g *Gateway) routes() chi.Router {
 	r := chi.NewRouter()
 	r.Use(requestID)
-	event := g.upstream("event", registry.Collector, g.cfg.MaxEventBytes, g.cfg.EventTimeout, "collector")
+	event := g.upstream(&route{
+		name: "event", service: registry.Collector, what: "collector",
+		maxBytes: g.cfg.MaxEventBytes, timeout: g.cfg.EventTimeout,
+		siteLimit: g.siteEventLimit, sites: func(_ *http.Request, body []byte) []string { return eventSites(body) },
+	})
 	r.With(collectCORS).Options("/api/event", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	r.With(collectCORS).Post("/api/event", event.ServeHTTP)
-	r.Handle("/api/v1/*", g.upstream("api", registry.Query, g.cfg.MaxQueryBytes, g.cfg.QueryTimeout, "query service"))
+	r.Handle("/api/v1/*", g.upstream(&route{
+		name: "api", service: registry.Query, what: "query service",
+		maxBytes: g.cfg.MaxQueryBytes, timeout: g.cfg.QueryTimeout,
+		siteLimit: g.siteAPILimit, sites: apiSite,
+		// Every query API endpoint reads; a POST of a query can be sent again safely.
+		readOnlyPosts: []string{"/api/v1/query", "/api/v1/realtime"},
+	}))
 	if g.deps.Tracker != nil {
 		tracker := http.FileServerFS(g.deps.Tracker)
 		r.Get("/js/glimpse.js", g.instrument("tracker", func(w http.ResponseWriter, req *http.Request) {
@@ -132,80 +274,14 @@ func (g *Gateway) routes() chi.Router {
 	return r
 }
 
-// upstream returns the handler that forwards a route to an instance of service.
-func (g *Gateway) upstream(route, service string, maxBytes int64, timeout time.Duration, what string) http.Handler {
-	return g.instrument(route, func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > maxBytes {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is %d bytes; the limit is %d", r.ContentLength, maxBytes))
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBytes)
-		insts, err := g.deps.Registry.Instances(r.Context(), service)
-		if err != nil || len(insts) == 0 {
-			if err != nil {
-				g.deps.Log.Warn("registry lookup failed", "service", service, "err", err)
-			}
-			w.Header().Set("Retry-After", "5")
-			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("no %s is available right now; retry shortly", what))
-			return
-		}
-		inst := insts[g.next.Add(1)%uint64(len(insts))]
-		ctx, cancel := context.WithTimeout(r.Context(), timeout)
-		defer cancel()
-		g.forward(w, r.WithContext(ctx), inst, what)
-	})
-}
-
-func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, inst registry.Instance, what string) {
-	if strings.HasPrefix(inst.Address, registry.InProcScheme) {
-		h, ok := g.deps.InProc[inst.Address]
-		if !ok {
-			writeError(w, http.StatusBadGateway, fmt.Sprintf("%s instance %s is registered at %s, which is not in this process", what, inst.ID, inst.Address))
-			return
-		}
-		h.ServeHTTP(w, r)
-		return
-	}
-	p, err := g.proxy(inst.Address, what)
-	if err != nil {
-		writeError(w, http.StatusBadGateway, err.Error())
-		return
-	}
-	p.ServeHTTP(w, r)
-}
-
-func (g *Gateway) proxy(address, what string) (*httputil.ReverseProxy, error) {
-	if p, ok := g.proxies.Load(address); ok {
-		return p.(*httputil.ReverseProxy), nil
-	}
-	target, err := url.Parse(address)
-	if err != nil || target.Host == "" {
-		return nil, fmt.Errorf("%s registered with an unusable address %q", what, address)
-	}
-	p := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(target)
-			pr.SetXForwarded()
-			pr.Out.Host = pr.In.Host
-		},
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			g.deps.Log.Warn("upstream failed", "upstream", address, "err", err, "request_id", r.Header.Get(requestIDHeader))
-			w.Header().Set("Retry-After", "5")
-			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the %s did not answer; retry shortly", what))
-		},
-	}
-	actual, _ := g.proxies.LoadOrStore(address, p)
-	return actual.(*httputil.ReverseProxy), nil
-}
-
 // instrument counts and times a route.
 func (g *Gateway) instrument(route string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		t0 := time.Now()
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		h(sw, r)
-		g.requests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
-		g.latency.WithLabelValues(route).Observe(time.Since(t0).Seconds())
+		g.m.requests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
+		g.m.latency.WithLabelValues(route).Observe(time.Since(t0).Seconds())
 	}
 }
 
@@ -233,6 +309,8 @@ func collectCORS(next http.Handler) http.Handler {
 		h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
 		h.Set("Access-Control-Allow-Headers", "Content-Type")
 		h.Set("Access-Control-Max-Age", "86400")
+		// so the tracker can honour Retry-After on a 429 or 503
+		h.Set("Access-Control-Expose-Headers", "Retry-After, X-Request-Id")
 		next.ServeHTTP(w, r)
 	})
 }
@@ -243,7 +321,7 @@ const requestIDHeader = "X-Request-Id"
 func requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(requestIDHeader)
-		if id == "" || len(id) > 64 {
+		if !saneRequestID(id) {
 			var b [8]byte
 			_, _ = rand.Read(b[:])
 			id = hex.EncodeToString(b[:])
@@ -252,6 +330,20 @@ func requestID(next http.Handler) http.Handler {
 		w.Header().Set(requestIDHeader, id)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// saneRequestID accepts caller-chosen ids that are safe to log and forward.
+func saneRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {

@@ -26,7 +26,7 @@ import (
 func main() {
 	dataDir := flag.String("data-dir", "./bench-data", "glimpse data directory to fill (its bus/ subdirectory)")
 	events := flag.Int("events", 10_000_000, "events to publish")
-	days := flag.Int("days", 30, "spread the events over this many days, ending an hour ago")
+	days := flag.Int("days", 30, "spread the events over this many whole UTC days, ending yesterday")
 	site := flag.String("site", "bench.example", "site id of every event")
 	topic := flag.String("topic", "glimpse-events", "bus topic (the collector's --collector.topic)")
 	partitions := flag.Int("partitions", 8, "partitions of the topic if it is new (glimpse's --bus.partitions)")
@@ -40,7 +40,7 @@ func main() {
 	}
 	defer b.Close()
 	gen := newGenerator(*seed, *site, *pages)
-	end := time.Now().UTC().Add(-time.Hour)
+	end := time.Now().UTC().Truncate(24 * time.Hour)
 	start := end.Add(-time.Duration(*days) * 24 * time.Hour)
 	perDay := *events / *days
 	t0 := time.Now()
@@ -110,10 +110,11 @@ func newGenerator(seed uint64, site string, nPages int) *generator {
 }
 
 // day returns about n events of visits starting within the day from dayStart, in time order.
+// Visits start early enough to end before midnight, so every event lies within the day.
 func (g *generator) day(dayStart time.Time, n int) []*event.Event {
 	out := make([]*event.Event, 0, n+8)
 	for len(out) < n {
-		at := dayStart.Add(time.Duration(g.rng.Int64N(int64(24 * time.Hour))))
+		at := dayStart.Add(time.Duration(g.rng.Int64N(int64(23 * time.Hour))))
 		vid := g.rng.Uint64()
 		br := browsers[g.rng.IntN(len(browsers))]
 		src := sources[g.rng.IntN(len(sources))]

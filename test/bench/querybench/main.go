@@ -22,11 +22,14 @@ func main() {
 	n := flag.Int("n", 200, "measured repetitions")
 	warmup := flag.Int("warmup", 10, "unmeasured repetitions first")
 	waitPageviews := flag.Int64("wait-pageviews", 0, "first wait until the 30-day page views reach this number")
+	days := flag.Int("days", 30, "query the last this many whole UTC days, ending yesterday (as bulkload fills them)")
 	flag.Parse()
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	dateRange := []string{today.AddDate(0, 0, -*days).Format("2006-01-02"), today.AddDate(0, 0, -1).Format("2006-01-02")}
 
-	series := map[string]any{"site_id": *site, "metrics": []string{"visitors", "pageviews", "visits", "bounce_rate"}, "dimensions": []string{"time:day"}, "date_range": "30d"}
-	pages := map[string]any{"site_id": *site, "metrics": []string{"visitors", "pageviews"}, "dimensions": []string{"event:page"}, "date_range": "30d", "limit": 10}
-	totals := map[string]any{"site_id": *site, "metrics": []string{"pageviews", "visits", "visitors"}, "date_range": "30d"}
+	series := map[string]any{"site_id": *site, "metrics": []string{"visitors", "pageviews", "visits", "bounce_rate"}, "dimensions": []string{"time:day"}, "date_range": dateRange}
+	pages := map[string]any{"site_id": *site, "metrics": []string{"visitors", "pageviews"}, "dimensions": []string{"event:page"}, "date_range": dateRange, "limit": 10}
+	totals := map[string]any{"site_id": *site, "metrics": []string{"pageviews", "visits", "visitors"}, "date_range": dateRange}
 
 	if *waitPageviews > 0 {
 		t0 := time.Now()
@@ -81,6 +84,9 @@ func post(target string, q map[string]any, out any) error {
 }
 
 func report(name string, d []time.Duration) {
+	if len(d) == 0 {
+		return
+	}
 	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
 	pct := func(p float64) time.Duration { return d[int(float64(len(d)-1)*p/100)].Round(10 * time.Microsecond) }
 	fmt.Printf("%-28s n=%d  p50 %8s  p99 %8s  max %8s\n", name, len(d), pct(50), pct(99), pct(100))

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Query and memory benchmark: publish N events spread over 30 days to the embedded bus of a
+# fresh data directory (test/bench/bulkload), start `glimpse all` on it, let its processor
+# consume them all (reported as processor throughput), then measure the dashboard's 30-day
+# time series + top pages queries (test/bench/querybench) and the RSS of glimpse all.
+# Usage: test/bench/query.sh [events] [data-dir]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+events=${1:-10000000}
+data=${2:-$(mktemp -d)}
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+
+go build -o "$work/glimpse" ./cmd/glimpse
+go build -o "$work/bulkload" ./test/bench/bulkload
+go build -o "$work/querybench" ./test/bench/querybench
+
+echo "== bulk load of $events events into $data/bus"
+"$work/bulkload" --data-dir="$data" --events="$events" | tee "$work/load.txt"
+pageviews=$(sed -n 's/.*(\([0-9]*\) page views).*/\1/p' "$work/load.txt")
+
+echo "== glimpse all consumes them"
+"$work/glimpse" all --addr=127.0.0.1:18081 --data-dir="$data" --log.level=warn &
+pid=$!
+for _ in $(seq 1 300); do curl -fsS -o /dev/null http://127.0.0.1:18081/readyz 2>/dev/null && break; sleep 0.2; done
+t0=$(date +%s)
+"$work/querybench" --target=http://127.0.0.1:18081 --wait-pageviews="$pageviews" --n=0 --warmup=0 >/dev/null
+t1=$(date +%s)
+echo "processor: $events events in $((t1 - t0)) s ($(( events / (t1 - t0 > 0 ? t1 - t0 : 1) )) events/s)"
+echo "RSS after processing: $(ps -o rss= -p "$pid" | awk '{printf "%.0f MB", $1/1024}')"
+
+echo "== queries"
+"$work/querybench" --target=http://127.0.0.1:18081 --n=200 --warmup=20
+echo "RSS after queries: $(ps -o rss= -p "$pid" | awk '{printf "%.0f MB", $1/1024}')"
+du -sh "$data"/bus "$data"/store
