@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,15 +12,28 @@ import (
 	"github.com/glimpse-analytics/glimpse/internal/bus"
 	"github.com/glimpse-analytics/glimpse/internal/bus/embedded"
 	"github.com/glimpse-analytics/glimpse/internal/store"
+	"github.com/glimpse-analytics/glimpse/internal/store/cassandra"
 	"github.com/glimpse-analytics/glimpse/internal/store/memstore"
 	"github.com/glimpse-analytics/glimpse/internal/store/pebblestore"
 	"github.com/glimpse-analytics/glimpse/services/registry"
+	"github.com/glimpse-analytics/glimpse/services/registry/consul"
 )
+
+// engineConfigs holds the settings of the fleet engines; only the configured ones are used.
+type engineConfigs struct {
+	cassandra cassandra.Config
+	consul    consul.Config
+}
+
+func defaultEngineConfigs() engineConfigs {
+	return engineConfigs{cassandra: cassandra.DefaultConfig(), consul: consul.DefaultConfig()}
+}
 
 // engines opens the implementation each interface is configured to use. Services never see
 // which one they got; this is the only place that names concrete engines.
 type engines struct {
 	cfg     globalConfig
+	ec      engineConfigs
 	log     *slog.Logger
 	metrics prometheus.Registerer
 }
@@ -32,7 +46,7 @@ func (e *engines) dataDir(sub string) (string, error) {
 	return dir, nil
 }
 
-func (e *engines) openStore() (store.Store, error) {
+func (e *engines) openStore(ctx context.Context) (store.Store, error) {
 	switch e.cfg.Store {
 	case "pebble":
 		dir, err := e.dataDir("store")
@@ -44,8 +58,11 @@ func (e *engines) openStore() (store.Store, error) {
 	case "memory":
 		e.log.Warn("using the in-memory store: every number is lost when the process exits")
 		return memstore.New(), nil
+	case "cassandra":
+		e.log.Info("connecting to cassandra", "hosts", e.ec.cassandra.Hosts, "keyspace", e.ec.cassandra.Keyspace)
+		return cassandra.Open(ctx, e.ec.cassandra, cassandra.Options{Logger: e.log.With("engine", "cassandra-store"), Metrics: e.metrics})
 	}
-	return nil, fmt.Errorf("unknown --store %q: use pebble or memory", e.cfg.Store)
+	return nil, fmt.Errorf("unknown --store %q: use pebble, memory or cassandra", e.cfg.Store)
 }
 
 func (e *engines) openBus() (bus.Bus, error) {
@@ -65,6 +82,8 @@ func (e *engines) openRegistry() (registry.Registry, error) {
 	switch e.cfg.Registry {
 	case "", "inproc":
 		return registry.NewInProc(), nil
+	case "consul":
+		return consul.New(e.ec.consul, consul.Options{Logger: e.log.With("engine", "consul-registry"), Metrics: e.metrics})
 	}
-	return nil, fmt.Errorf("unknown --registry %q: use inproc", e.cfg.Registry)
+	return nil, fmt.Errorf("unknown --registry %q: use inproc or consul", e.cfg.Registry)
 }

@@ -32,6 +32,7 @@ func commands() []command {
 		{"collector", "Run a collector: validates and enriches beacons and publishes them to the bus.", runTarget(targetCollector)},
 		{"processor", "Run a processor: sessionises and aggregates events from the bus into the store.", runTarget(targetProcessor)},
 		{"query", "Run a query service: answers the query API from the store.", runTarget(targetQuery)},
+		{"migrate", "Create or upgrade the store's schema (Cassandra).", runMigrate},
 		{"loadgen", "Send realistic synthetic traffic to a running Glimpse and report what was acknowledged.", runLoadgen},
 		{"version", "Print the version.", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "glimpse", version)

@@ -68,7 +68,7 @@ type globalConfig struct {
 	ShutdownTimeout time.Duration
 }
 
-func (g *globalConfig) registerFlags(fs *flag.FlagSet, t targetSpec) {
+func (g *globalConfig) registerFlags(fs *flag.FlagSet, t targetSpec, ec *engineConfigs) {
 	fs.StringVar(&g.Addr, "addr", t.defaultAddr, "address to listen on (host:port)")
 	fs.StringVar(&g.DataDir, "data-dir", "./data", "directory of the embedded bus and store")
 	fs.StringVar(&g.LogFormat, "log.format", t.logFormat, "log format: text or json")
@@ -79,10 +79,12 @@ func (g *globalConfig) registerFlags(fs *flag.FlagSet, t targetSpec) {
 		fs.IntVar(&g.BusPartitions, "bus.partitions", 8, "partitions of a new topic on the embedded bus (fixed once the topic exists)")
 	}
 	if t.collector || t.processor || t.query {
-		fs.StringVar(&g.Store, "store", "pebble", "store engine: pebble (embedded, under --data-dir) or memory (lost on exit; for trials and tests)")
+		fs.StringVar(&g.Store, "store", "pebble", "store engine: pebble (embedded, under --data-dir), cassandra (see --cassandra.*) or memory (lost on exit; for trials and tests)")
+		ec.cassandra.RegisterFlags(fs)
 	}
-	if t.gateway || !t.isAll() {
-		fs.StringVar(&g.Registry, "registry", "inproc", "service registry: inproc (services of this process only)")
+	if !t.isAll() {
+		fs.StringVar(&g.Registry, "registry", "inproc", "service registry: consul (see --consul.*) or inproc (services of this process only)")
+		ec.consul.RegisterFlags(fs)
 	}
 	if !t.isAll() && !t.gateway {
 		fs.StringVar(&g.AdvertiseAddr, "advertise-addr", "", "http://host:port other services use to reach this instance (default: derived from --addr and the hostname)")
@@ -105,7 +107,8 @@ func runTarget(t targetSpec) func(ctx context.Context, args []string, stdout, st
 		fs.SetOutput(stdout)
 		fs.Usage = usage(fs, t.name, t.summary)
 		var g globalConfig
-		g.registerFlags(fs, t)
+		ec := defaultEngineConfigs()
+		g.registerFlags(fs, t, &ec)
 		sc := serviceConfigs{
 			collector: collector.DefaultConfig(), processor: processor.DefaultConfig(),
 			query: query.DefaultConfig(), gateway: gateway.DefaultConfig(),
@@ -133,15 +136,15 @@ func runTarget(t targetSpec) func(ctx context.Context, args []string, stdout, st
 			return err
 		}
 		log = log.With("target", t.name)
-		return serve(ctx, t, g, sc, log)
+		return serve(ctx, t, g, ec, sc, log)
 	}
 }
 
 // serve wires the target's services to their engines and runs them until ctx ends.
-func serve(ctx context.Context, t targetSpec, g globalConfig, sc serviceConfigs, log *slog.Logger) error {
+func serve(ctx context.Context, t targetSpec, g globalConfig, ec engineConfigs, sc serviceConfigs, log *slog.Logger) error {
 	metrics := telemetry.NewRegistry()
 	mgr := &lifecycle.Manager{Log: log, StopTimeout: g.ShutdownTimeout}
-	eng := &engines{cfg: g, log: log, metrics: metrics}
+	eng := &engines{cfg: g, ec: ec, log: log, metrics: metrics}
 	now := func() time.Time { return time.Now().UTC() }
 
 	// Engines first: they start before and stop after the services that use them.
@@ -150,7 +153,7 @@ func serve(ctx context.Context, t targetSpec, g globalConfig, sc serviceConfigs,
 	var b bus.Bus
 	var err error
 	if t.collector || t.processor || t.query {
-		if st, err = eng.openStore(); err != nil {
+		if st, err = eng.openStore(ctx); err != nil {
 			return err
 		}
 		services = append(services, closer("store", st.Close))
