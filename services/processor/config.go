@@ -1,0 +1,113 @@
+package processor
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+)
+
+// Config configures the processor. Build it with DefaultConfig or from RegisterFlags.
+type Config struct {
+	// Topic and Group name the bus topic the collectors publish to and the consumer group
+	// the processors share. Both are part of the checkpoint key.
+	Topic string
+	Group string
+
+	// FlushInterval is how often each partition writes its events and dirty rollup rows.
+	FlushInterval time.Duration
+	// CheckpointInterval is how often each partition stores its position and open
+	// sessions and commits the bus offset. It is rounded up to a multiple of FlushInterval
+	// in effect, because a checkpoint always follows a flush.
+	CheckpointInterval time.Duration
+	// Lateness is how far behind the newest event of a partition an event may be and
+	// still be counted. Older events are dropped and counted in a metric.
+	Lateness time.Duration
+	// SessionGrace keeps a visit that has been idle for 30 minutes joinable for this much
+	// longer (measured on the partition's event-time watermark), so an event delayed on
+	// the way does not split its visit in two.
+	SessionGrace time.Duration
+
+	// MaxBatch is the largest number of messages fetched from the bus at once.
+	MaxBatch int
+	// MaxCachedRows bounds the rollup rows kept in memory per partition; rows beyond it
+	// that are clean and idle are evicted after a flush (and reloaded when touched again).
+	MaxCachedRows int
+
+	// RetryMin and RetryMax bound the exponential backoff between store attempts.
+	RetryMin time.Duration
+	RetryMax time.Duration
+	// StopTimeout bounds the final flush, checkpoint and commit of a partition when it is
+	// revoked or the processor stops.
+	StopTimeout time.Duration
+}
+
+// DefaultConfig returns the configuration used when no flag is set.
+func DefaultConfig() Config {
+	return Config{
+		Topic:              "glimpse-events",
+		Group:              "glimpse-processor",
+		FlushInterval:      time.Second,
+		CheckpointInterval: 5 * time.Second,
+		Lateness:           48 * time.Hour,
+		SessionGrace:       time.Minute,
+		MaxBatch:           1000,
+		MaxCachedRows:      100_000,
+		RetryMin:           100 * time.Millisecond,
+		RetryMax:           10 * time.Second,
+		StopTimeout:        20 * time.Second,
+	}
+}
+
+// RegisterFlags registers the processor's flags on fs with the prefix "processor." and
+// the defaults of DefaultConfig.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	d := DefaultConfig()
+	fs.StringVar(&c.Topic, "processor.topic", d.Topic, "bus topic to consume events from")
+	fs.StringVar(&c.Group, "processor.group", d.Group, "consumer group shared by all processors")
+	fs.DurationVar(&c.FlushInterval, "processor.flush-interval", d.FlushInterval, "how often each partition writes events and rollup rows to the store")
+	fs.DurationVar(&c.CheckpointInterval, "processor.checkpoint-interval", d.CheckpointInterval, "how often each partition checkpoints its position and open sessions and commits the bus offset (a multiple of the flush interval)")
+	fs.DurationVar(&c.Lateness, "processor.lateness", d.Lateness, "events older than this behind the newest event of their partition are dropped")
+	fs.DurationVar(&c.SessionGrace, "processor.session-grace", d.SessionGrace, "extra event time an idle visit stays joinable by delayed events after its 30 minutes")
+	fs.IntVar(&c.MaxBatch, "processor.max-batch", d.MaxBatch, "largest number of messages fetched from the bus at once")
+	fs.IntVar(&c.MaxCachedRows, "processor.max-cached-rows", d.MaxCachedRows, "rollup rows kept in memory per partition before idle ones are evicted")
+	fs.DurationVar(&c.RetryMin, "processor.store-retry-min", d.RetryMin, "first backoff after a failed store operation")
+	fs.DurationVar(&c.RetryMax, "processor.store-retry-max", d.RetryMax, "longest backoff between store attempts")
+	fs.DurationVar(&c.StopTimeout, "processor.stop-timeout", d.StopTimeout, "time allowed for the final flush and checkpoint of a partition on revocation or shutdown")
+}
+
+// Validate reports a configuration the processor cannot run with.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Topic == "" {
+		errs = append(errs, errors.New("processor.topic must not be empty"))
+	}
+	if c.Group == "" {
+		errs = append(errs, errors.New("processor.group must not be empty"))
+	}
+	if c.FlushInterval <= 0 {
+		errs = append(errs, fmt.Errorf("processor.flush-interval must be positive, got %v", c.FlushInterval))
+	}
+	if c.CheckpointInterval < c.FlushInterval {
+		errs = append(errs, fmt.Errorf("processor.checkpoint-interval (%v) must be at least processor.flush-interval (%v)", c.CheckpointInterval, c.FlushInterval))
+	}
+	if c.Lateness <= 0 {
+		errs = append(errs, fmt.Errorf("processor.lateness must be positive, got %v", c.Lateness))
+	}
+	if c.SessionGrace < 0 {
+		errs = append(errs, fmt.Errorf("processor.session-grace must not be negative, got %v", c.SessionGrace))
+	}
+	if c.MaxBatch <= 0 {
+		errs = append(errs, fmt.Errorf("processor.max-batch must be positive, got %d", c.MaxBatch))
+	}
+	if c.MaxCachedRows < 0 {
+		errs = append(errs, fmt.Errorf("processor.max-cached-rows must not be negative, got %d", c.MaxCachedRows))
+	}
+	if c.RetryMin <= 0 || c.RetryMax < c.RetryMin {
+		errs = append(errs, fmt.Errorf("processor.store-retry-min (%v) must be positive and at most processor.store-retry-max (%v)", c.RetryMin, c.RetryMax))
+	}
+	if c.StopTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("processor.stop-timeout must be positive, got %v", c.StopTimeout))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,367 @@
+package processor
+
+import (
+	"encoding/binary"
+	"hash/fnv"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/glimpse-analytics/glimpse/internal/dims"
+	"github.com/glimpse-analytics/glimpse/internal/event"
+	"github.com/glimpse-analytics/glimpse/internal/store"
+)
+
+// VisitTimeout ends a visit: the first event after a longer gap (in event time) starts a
+// new one. See docs/metrics.md.
+const VisitTimeout = 30 * time.Minute
+
+const visitTimeoutMS = int64(VisitTimeout / time.Millisecond)
+
+// MaxVisitValues bounds the distinct event-dimension values (pages, event names, property
+// values) a visit is counted under. A visit with more (a crawler) still counts its page
+// views, events and visitor everywhere, but is not added to the visits of further values.
+// Every flush updates the visit's row under each of its values (its duration grows), so
+// the bound also caps what one endless visit can cost.
+const MaxVisitValues = 256
+
+// visitDims are the rolled-up dimensions that belong to the visit, eventDims those that
+// belong to the single event (event:props:<key> comes on top, from each event's props).
+var visitDims, eventDims = splitRolled()
+
+// entrySlot and exitSlot are the positions of the two visit dimensions whose value can
+// change while a visit goes on (-1 when not rolled up); movableSlots lists those rolled up.
+var (
+	entrySlot, exitSlot = slices.Index(visitDims, dims.EntryPage), slices.Index(visitDims, dims.ExitPage)
+	movableSlots        = slices.DeleteFunc([]int{entrySlot, exitSlot}, func(i int) bool { return i < 0 })
+)
+
+func splitRolled() (visit, ev []string) {
+	for _, d := range dims.Rolled {
+		if dims.IsEvent(d) {
+			ev = append(ev, d)
+		} else {
+			visit = append(visit, d)
+		}
+	}
+	return visit, ev
+}
+
+type visitorKey struct {
+	site string
+	vid  uint64
+}
+
+// dimValue is one event-dimension value a visit is counted under.
+type dimValue struct{ dim, value string }
+
+// countedValue is a dimValue of a visit, with the last hour bucket whose rows got the
+// visit's visitor for it (noHour: none known).
+type countedValue struct {
+	dimValue
+	hour int64
+}
+
+// noHour marks a counted value whose visitor was not added in any known hour yet.
+const noHour = math.MinInt64
+
+// hourCount is how many page views and custom events of a visit fell in one hour bucket.
+// Visit dimensions whose value moves (entry and exit page) move these counts along.
+type hourCount struct {
+	hour          int64 // bucket start, Unix seconds
+	pageviews, ev int64
+}
+
+// session is an open visit.
+type session struct {
+	site  string
+	vid   uint64
+	id    uint64
+	start int64 // Unix ms of the first event; later events are never placed before it
+	last  int64 // Unix ms of the latest event
+
+	pageviews   int64
+	interactive int64 // interactive custom events
+
+	entry, exit     string
+	entryAt, exitAt int64 // times of the entry and exit page views
+
+	first *event.Event // visit attributes of the first event (only those fields are set)
+
+	hours  []hourCount // sorted by hour
+	values []countedValue
+	index  map[dimValue]int // position in values, once values grows
+
+	// The visit rows (visits, bounces, durations at the start bucket) hold the visit as it
+	// was when they were last updated (appliedVisits is 0 before the first time); the
+	// change since is applied once per flush (see Partition.settleVisit).
+	appliedVisits, appliedBounce, appliedDuration int64
+	deferred                                      bool // listed in Partition.deferred
+
+	lastMinute int64 // minute bucket of the previous event (noHour when unknown)
+
+	// evRows caches the visit-dimension rows of hour bucket evHour and its day, two per
+	// visit dimension (see Partition.fresh), while the visit is active: the cache is
+	// dropped after a flush window without an event of the visit.
+	evRows []*rowEntry
+	evHour int64
+	active bool // an event since the last flush
+}
+
+func (s *session) bounce() int64 {
+	if s.pageviews == 1 && s.interactive == 0 {
+		return 1
+	}
+	return 0
+}
+
+func (s *session) duration() int64 { return s.last - s.start }
+
+// applied is what the visit rows hold for this visit.
+func (s *session) applied() counts {
+	return counts{visits: s.appliedVisits, bounces: s.appliedBounce, durationMS: s.appliedDuration}
+}
+
+// behind reports whether the visit rows lag behind the visit.
+func (s *session) behind() bool {
+	return s.appliedVisits != 1 || s.appliedBounce != s.bounce() || s.appliedDuration != s.duration()
+}
+
+// movableValue is the visit's current value of the movable dimension at slot.
+func (s *session) movableValue(slot int) string {
+	if slot == entrySlot {
+		return s.entry
+	}
+	return s.exit
+}
+
+// hasHour reports whether the visit has an event in hour bucket hour; hasDay likewise.
+func (s *session) hasHour(hour int64) bool {
+	for _, h := range s.hours {
+		if h.hour == hour {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *session) hasDay(day int64) bool {
+	for _, h := range s.hours {
+		if store.Day.Truncate(h.hour*1000) == day {
+			return true
+		}
+	}
+	return false
+}
+
+// forEachBucket calls fn for every hour bucket and every day bucket the visit has events
+// in, in time order.
+func (s *session) forEachBucket(fn func(g store.Granularity, bucket int64)) {
+	curDay := int64(math.MinInt64)
+	for _, h := range s.hours {
+		fn(store.Hour, h.hour)
+		if d := store.Day.Truncate(h.hour * 1000); d != curDay {
+			fn(store.Day, d)
+			curDay = d
+		}
+	}
+}
+
+func (s *session) visit() *dims.Visit {
+	return &dims.Visit{EntryPage: s.entry, ExitPage: s.exit, First: s.first}
+}
+
+// valueIndex returns the position of dv in s.values, or -1.
+func (s *session) valueIndex(dv dimValue) int {
+	if s.index != nil {
+		if i, ok := s.index[dv]; ok {
+			return i
+		}
+		return -1
+	}
+	for i := range s.values {
+		if s.values[i].dimValue == dv {
+			return i
+		}
+	}
+	return -1
+}
+
+func (s *session) addValue(dv dimValue, hour int64) {
+	s.values = append(s.values, countedValue{dv, hour})
+	if s.index != nil {
+		s.index[dv] = len(s.values) - 1
+	} else if len(s.values) > 16 {
+		s.index = make(map[dimValue]int, 2*len(s.values))
+		for i, v := range s.values {
+			s.index[v.dimValue] = i
+		}
+	}
+}
+
+// countHour records an event of the visit in the hour bucket hour.
+func (s *session) countHour(hour int64, pageview bool) {
+	i, found := slices.BinarySearchFunc(s.hours, hour, func(h hourCount, t int64) int {
+		switch {
+		case h.hour < t:
+			return -1
+		case h.hour > t:
+			return 1
+		}
+		return 0
+	})
+	if !found {
+		s.hours = slices.Insert(s.hours, i, hourCount{hour: hour})
+	}
+	if pageview {
+		s.hours[i].pageviews++
+	} else {
+		s.hours[i].ev++
+	}
+}
+
+// SessionID is the stable id of the visit of visitor vid on site that started at start
+// (Unix ms): a replay that rebuilds the visit gives it the same id.
+func SessionID(site string, vid uint64, start int64) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(site))
+	var b [17]byte
+	binary.BigEndian.PutUint64(b[1:9], vid)
+	binary.BigEndian.PutUint64(b[9:17], uint64(start))
+	h.Write(b[:])
+	x := h.Sum64()
+	// splitmix64 finaliser: FNV's low bits are weak for inputs that differ only at the end.
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+// newSession opens a visit whose first event is ev at time t.
+func (p *Partition) newSession(ev *event.Event, t int64) *session {
+	return &session{
+		site:       p.intern.get(ev.Site),
+		vid:        ev.VisitorID,
+		id:         SessionID(ev.Site, ev.VisitorID, t),
+		start:      t,
+		last:       t,
+		lastMinute: noHour,
+		entryAt:    math.MaxInt64,
+		exitAt:     math.MinInt64,
+		first:      p.visitAttrs(ev),
+	}
+}
+
+// visitAttrs copies the visit attributes of ev (interned) into a fresh event.
+func (p *Partition) visitAttrs(ev *event.Event) *event.Event {
+	in := p.intern
+	return &event.Event{
+		Site:           in.get(ev.Site),
+		VisitorID:      ev.VisitorID,
+		Referrer:       in.get(ev.Referrer),
+		Source:         in.get(ev.Source),
+		UTMSource:      in.get(ev.UTMSource),
+		UTMMedium:      in.get(ev.UTMMedium),
+		UTMCampaign:    in.get(ev.UTMCampaign),
+		UTMTerm:        in.get(ev.UTMTerm),
+		UTMContent:     in.get(ev.UTMContent),
+		Browser:        in.get(ev.Browser),
+		BrowserVersion: in.get(ev.BrowserVersion),
+		OS:             in.get(ev.OS),
+		OSVersion:      in.get(ev.OSVersion),
+		Device:         in.get(ev.Device),
+		Country:        in.get(ev.Country),
+		Region:         in.get(ev.Region),
+		City:           in.get(ev.City),
+	}
+}
+
+// applyVisitAttrs sets the visit attributes of first on e, so a stored event can be
+// filtered by visit properties on its own.
+func applyVisitAttrs(e, first *event.Event) {
+	e.Referrer = first.Referrer
+	e.Source = first.Source
+	e.UTMSource = first.UTMSource
+	e.UTMMedium = first.UTMMedium
+	e.UTMCampaign = first.UTMCampaign
+	e.UTMTerm = first.UTMTerm
+	e.UTMContent = first.UTMContent
+	e.Browser = first.Browser
+	e.BrowserVersion = first.BrowserVersion
+	e.OS = first.OS
+	e.OSVersion = first.OSVersion
+	e.Device = first.Device
+	e.Country = first.Country
+	e.Region = first.Region
+	e.City = first.City
+}
+
+// forVisitRows calls fn with every row that holds the visit itself (visits, bounces,
+// durations): at the bucket of its start, the totals at minute, hour and day, each visit
+// dimension at hour and day, and each counted event-dimension value at hour and day.
+func (p *Partition) forVisitRows(s *session, fn func(*rowEntry)) {
+	minute, hour, day := store.Minute.Truncate(s.start), store.Hour.Truncate(s.start), store.Day.Truncate(s.start)
+	fn(p.row(s.site, store.Minute, store.TotalsDimension, minute, ""))
+	fn(p.row(s.site, store.Hour, store.TotalsDimension, hour, ""))
+	fn(p.row(s.site, store.Day, store.TotalsDimension, day, ""))
+	v := s.visit()
+	for _, d := range visitDims {
+		val, _ := dims.VisitValue(d, v)
+		fn(p.row(s.site, store.Hour, d, hour, val))
+		fn(p.row(s.site, store.Day, d, day, val))
+	}
+	for _, dv := range s.values {
+		fn(p.row(s.site, store.Hour, dv.dim, hour, dv.value))
+		fn(p.row(s.site, store.Day, dv.dim, day, dv.value))
+	}
+}
+
+// settleVisit brings the visit rows up to the visit as it is now.
+func (p *Partition) settleVisit(s *session) {
+	s.deferred = false
+	if !s.behind() {
+		return
+	}
+	d := counts{visits: 1 - s.appliedVisits, bounces: s.bounce() - s.appliedBounce, durationMS: s.duration() - s.appliedDuration}
+	p.forVisitRows(s, func(r *rowEntry) { p.add(r, d) })
+	s.appliedVisits, s.appliedBounce, s.appliedDuration = 1, s.bounce(), s.duration()
+}
+
+// closeSession ends a visit: its pending change reaches its rows, and its visitor moves
+// from the open to the finished visitors of the movable rows of its buckets.
+func (p *Partition) closeSession(s *session) {
+	if s.deferred {
+		p.settleVisit(s)
+	}
+	for _, slot := range movableSlots {
+		dim, val := visitDims[slot], s.movableValue(slot)
+		s.forEachBucket(func(g store.Granularity, b int64) {
+			p.closedAdd(p.row(s.site, g, dim, b, val), s.vid)
+		})
+	}
+}
+
+// interner shares the memory of repeated attribute strings (browsers, countries, pages)
+// between the visits held in memory. It forgets everything when it grows too large.
+type interner struct {
+	m   map[string]string
+	max int
+}
+
+func newInterner(max int) *interner { return &interner{m: make(map[string]string), max: max} }
+
+func (in *interner) get(s string) string {
+	if s == "" {
+		return ""
+	}
+	if v, ok := in.m[s]; ok {
+		return v
+	}
+	if len(in.m) >= in.max {
+		clear(in.m)
+	}
+	in.m[s] = s
+	return s
+}
