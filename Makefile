@@ -6,10 +6,17 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test check unit e2e fuzz bench clean
+# Real engines for the fleet tests, started by deploy/local as local processes (no Docker).
+KAFKA_ADDR     ?= 127.0.0.1:9092
+CASSANDRA_ADDR ?= 127.0.0.1:9042
+CONSUL_ADDR    ?= 127.0.0.1:8500
+ENGINE_ENV := GLIMPSE_TEST_KAFKA=$(KAFKA_ADDR) GLIMPSE_TEST_CASSANDRA=$(CASSANDRA_ADDR) GLIMPSE_TEST_CONSUL=$(CONSUL_ADDR) \
+              GLIMPSE_TEST_KAFKA_SCRIPT=$(CURDIR)/deploy/local/kafka.sh GLIMPSE_TEST_CASSANDRA_SCRIPT=$(CURDIR)/deploy/local/cassandra.sh
+
+.PHONY: help build run test check unit unit-fast e2e fuzz bench engines-up engines-down clean
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}'
 
 build: ## Build bin/glimpse
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/glimpse
@@ -17,15 +24,28 @@ build: ## Build bin/glimpse
 run: build ## Run `glimpse all` on http://localhost:8080 with data in ./data
 	./$(BIN) all --addr=:8080 --data-dir=./data
 
-test: check unit fuzz ## Everything CI runs: vet, format, all tests (incl. end-to-end and crash), short fuzzing
+test: check engines-up unit fuzz ## Everything CI runs: vet, format, all tests on real Kafka/Cassandra/Consul, short fuzzing
 
 check: ## go vet and gofmt
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-unit: ## All Go tests (unit, conformance, end-to-end, crash)
+unit: ## All Go tests (unit, conformance, end-to-end, crash), with the real engines of engines-up
+	$(ENGINE_ENV) $(GO) test -count=1 -timeout 30m ./...
+
+unit-fast: ## Go tests without the real engines (those tests skip)
 	$(GO) test -count=1 -timeout 20m ./...
+
+engines-up: ## Start real Kafka, Cassandra and Consul as local processes (fetched/built on first use)
+	deploy/local/kafka.sh start
+	deploy/local/cassandra.sh start
+	deploy/local/consul.sh start
+
+engines-down: ## Stop the engines engines-up started
+	-deploy/local/consul.sh stop
+	-deploy/local/cassandra.sh stop
+	-deploy/local/kafka.sh stop
 
 e2e: ## Only the end-to-end and crash tests against the built binary
 	$(GO) test -count=1 -timeout 15m -v ./test/e2e/
