@@ -13,7 +13,7 @@ CONSUL_ADDR    ?= 127.0.0.1:8500
 ENGINE_ENV := GLIMPSE_TEST_KAFKA=$(KAFKA_ADDR) GLIMPSE_TEST_CASSANDRA=$(CASSANDRA_ADDR) GLIMPSE_TEST_CONSUL=$(CONSUL_ADDR) \
               GLIMPSE_TEST_KAFKA_SCRIPT=$(CURDIR)/deploy/local/kafka.sh GLIMPSE_TEST_CASSANDRA_SCRIPT=$(CURDIR)/deploy/local/cassandra.sh
 
-.PHONY: help build run test check unit unit-fast e2e fuzz bench engines-up engines-down clean
+.PHONY: help build run test check unit unit-fast e2e fuzz browser web bench engines-up engines-down clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}'
@@ -24,7 +24,7 @@ build: ## Build bin/glimpse
 run: build ## Run `glimpse all` on http://localhost:8080 with data in ./data
 	./$(BIN) all --addr=:8080 --data-dir=./data
 
-test: check engines-up unit fuzz ## Everything CI runs: vet, format, all tests on real Kafka/Cassandra/Consul, short fuzzing
+test: check engines-up unit fuzz browser ## Everything CI runs: vet, format, all tests on real Kafka/Cassandra/Consul, short fuzzing
 
 check: ## go vet and gofmt
 	$(GO) vet ./...
@@ -53,6 +53,12 @@ e2e: ## Only the end-to-end and crash tests against the built binary
 fuzz: ## Short fuzz runs of the beacon decoder and the query parser (FUZZTIME=10s)
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeBeacon$$' -fuzztime=$(FUZZTIME) ./services/collector/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseQuery$$' -fuzztime=$(FUZZTIME) ./services/query/
+
+browser: ## Browser tests of the tracker and the dashboard (Debian chromium + playwright-core)
+	test/browser/run.sh
+
+web: ## Rebuild web/tracker/dist and web/dashboard/dist from their sources (commit the result)
+	cd web && npm ci --no-audit --no-fund && npm run build
 
 bench: ## Go benchmarks of the hot paths
 	$(GO) test -run='^$$' -bench=. -benchmem ./services/... ./internal/...

@@ -1,0 +1,259 @@
+// The dashboard in a real browser over data seeded with `glimpse loadgen`: what it shows must
+// be what the query API answers, filters must apply to the whole page, CSV must download.
+// Screenshots of the main views go to test-artifacts/ at the repository root.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { repo, startGlimpse, launchBrowser, glimpseBinary, artifacts, settle, USER_AGENT } from './lib/harness.mjs'
+import { metric, compact } from '../../web/dashboard/src/format.js'
+
+const SITE = 'example.com'
+let glimpse, browser, expected
+
+before(async () => {
+  ;[glimpse, browser] = await Promise.all([startGlimpse(), launchBrowser()])
+  const out = execFileSync(glimpseBinary(), ['loadgen', `--target=${glimpse.url}`, '--events=3000', `--sites=${SITE}`, '--seed=7', '--expect'], { encoding: 'utf8' })
+  expected = JSON.parse(out.slice(out.indexOf('{')))[SITE]
+  // Wait until the processor has counted everything loadgen had acknowledged.
+  const pv = () => glimpse.query({ site_id: SITE, metrics: ['visits', 'pageviews', 'events'], date_range: '7d' }).then((r) => r.results[0].metrics)
+  assert.deepEqual(await settle(pv, [expected.visits, expected.pageviews, expected.events], { hold: 300 }), [expected.visits, expected.pageviews, expected.events])
+  mkdirSync(artifacts, { recursive: true })
+})
+
+after(async () => {
+  await browser?.close()
+  await glimpse?.stop()
+})
+
+async function openDashboard(path = `/?site=${SITE}`, options = {}) {
+  const ctx = await browser.newContext({ userAgent: USER_AGENT, viewport: { width: 1280, height: 900 }, acceptDownloads: true, ...options })
+  const page = await ctx.newPage()
+  page.setDefaultTimeout(10_000)
+  const errors = []
+  page.on('pageerror', (e) => errors.push(String(e)))
+  await page.goto(glimpse.url + path)
+  return { ctx, page, errors }
+}
+
+const ready = (page) => page.waitForSelector('body[data-state=ready]')
+async function shot(page, name) {
+  await page.evaluate(() => scrollTo(0, 0)) // the sticky header belongs at the top of a full-page shot
+  await page.screenshot({ path: join(artifacts, `dashboard-${name}.png`), fullPage: true })
+}
+
+const CARD_METRICS = ['visitors', 'visits', 'pageviews', 'views_per_visit', 'bounce_rate', 'visit_duration']
+
+async function cards(page) {
+  return page.$$eval('[data-card] .value', (els) => els.map((e) => [e.dataset.metric, Number(e.dataset.raw), e.textContent]))
+}
+
+async function assertCards(page, filters, date_range = '7d') {
+  const api = await glimpse.query({ site_id: SITE, metrics: CARD_METRICS, filters, date_range })
+  const want = CARD_METRICS.map((m, i) => [m, api.results[0].metrics[i], metric(m, api.results[0].metrics[i])])
+  assert.deepEqual(await cards(page), want, `headline numbers for ${JSON.stringify(filters)}`)
+}
+
+async function rows(page, panel) {
+  return page.$$eval(`[data-panel="${panel}"] .body .row[data-value]`, (els) =>
+    els.map((e) => [e.dataset.value, ...[...e.querySelectorAll('.num')].map((n) => n.textContent)]))
+}
+
+test('the gateway serves the committed dashboard build at /', async () => {
+  const served = await (await fetch(`${glimpse.url}/`)).text()
+  assert.equal(served, readFileSync(join(repo, 'web/dashboard/dist/index.html'), 'utf8'))
+})
+
+test('headline numbers, top lists, goals, chart and realtime match the query API', async () => {
+  const { ctx, page, errors } = await openDashboard()
+  await ready(page)
+  await shot(page, 'overview')
+
+  await assertCards(page, [])
+  const [visitors] = (await cards(page))[0].slice(1)
+  assert.equal(visitors, expected.visitors, 'the seeded visitors')
+
+  const top = async (dim, metrics) => (await glimpse.query({ site_id: SITE, metrics, dimensions: [dim], date_range: '7d', limit: 10 })).results
+  const pages = await top('event:page', ['visitors', 'pageviews'])
+  assert.deepEqual(await rows(page, 'pages'), pages.map((r) => [r.dimensions[0], compact(r.metrics[0]), compact(r.metrics[1])]))
+  const sources = await top('visit:source', ['visitors', 'bounce_rate'])
+  assert.deepEqual(await rows(page, 'sources'), sources.map((r) => [r.dimensions[0], compact(r.metrics[0]), metric('bounce_rate', r.metrics[1])]))
+  const browsers = await top('visit:browser', ['visitors'])
+  assert.deepEqual(await rows(page, 'devices'), browsers.map((r) => [r.dimensions[0], compact(r.metrics[0])]))
+  const slices = await page.$$eval('[data-panel=devices] .donut-box .legend li', (els) => els.map((e) => e.textContent))
+  assert.equal(slices.length, browsers.length, 'one donut slice per browser')
+
+  const goals = (await top('event:name', ['visitors', 'events'])).filter((r) => r.dimensions[0] !== 'pageview')
+  assert.ok(goals.length > 0)
+  assert.deepEqual(await rows(page, 'goals'), goals.map((r) => [r.dimensions[0], compact(r.metrics[0]), compact(r.metrics[1]), metric('conversion_rate', (r.metrics[0] / visitors) * 100)]))
+
+  // Entry pages on their tab.
+  await page.click('[data-panel=pages] [role=tab]:has-text("Entry pages")')
+  await page.waitForSelector('[data-panel=pages]:not(.loading) .row.head :text("Entry page")')
+  const entries = await top('visit:entry_page', ['visitors', 'visits'])
+  assert.deepEqual(await rows(page, 'pages'), entries.map((r) => [r.dimensions[0], compact(r.metrics[0]), compact(r.metrics[1])]))
+  await page.click('[data-panel=pages] [role=tab]:has-text("Top pages")')
+
+  // The chart: one point per day of the last 7 days, visitors and pageviews.
+  const series = await page.$$eval('#chart polyline', (els) => els.map((e) => e.getAttribute('class') + ':' + e.getAttribute('points').trim().split(/\s+/).length))
+  assert.deepEqual(series.sort(), ['line pageviews:7', 'line previous dashed:7', 'line visitors:7'])
+  await page.hover('#chart svg', { position: { x: 1000, y: 120 } })
+  assert.match(await page.textContent('#chart .tooltip'), /Visitors: [\d,]+/)
+
+  const rt = await (await fetch(`${glimpse.url}/api/v1/realtime?site_id=${SITE}`)).json()
+  await page.waitForFunction(() => document.querySelector('[data-testid=realtime]').textContent !== '–')
+  assert.equal(Number((await page.textContent('[data-testid=realtime]')).replace(/,/g, '')), rt.visitors)
+  assert.match(await page.textContent('[data-panel=durations]'), /visit:duration_bucket/)
+  await ctx.close()
+  assert.deepEqual(errors, [])
+})
+
+test('clicking a row filters the whole dashboard; filters combine, come off, and follow history', async () => {
+  const { ctx, page, errors } = await openDashboard()
+  await ready(page)
+  await page.click('[data-panel=pages] .row[data-value="/pricing"]')
+  await page.waitForSelector('.chip[data-filter="event:page"]')
+  await ready(page)
+  assert.match(page.url(), /[?&]f=is%2Cevent%3Apage%2C%2Fpricing/)
+  await assertCards(page, [['is', 'event:page', ['/pricing']]])
+  const src = await glimpse.query({ site_id: SITE, metrics: ['visitors', 'bounce_rate'], dimensions: ['visit:source'], filters: [['is', 'event:page', ['/pricing']]], date_range: '7d', limit: 10 })
+  assert.deepEqual(await rows(page, 'sources'), src.results.map((r) => [r.dimensions[0], compact(r.metrics[0]), metric('bounce_rate', r.metrics[1])]))
+
+  await page.click('[data-panel=sources] .row[data-value="Google"]')
+  await page.waitForSelector('.chip[data-filter="visit:source"]')
+  await ready(page)
+  const both = [['is', 'event:page', ['/pricing']], ['is', 'visit:source', ['Google']]]
+  await assertCards(page, both)
+  await shot(page, 'filtered')
+
+  await page.click('.chip[data-filter="event:page"] button')
+  await page.waitForSelector('.chip[data-filter="event:page"]', { state: 'detached' })
+  await ready(page)
+  await assertCards(page, [['is', 'visit:source', ['Google']]])
+
+  await page.goBack()
+  await page.waitForSelector('.chip[data-filter="event:page"]')
+  await ready(page)
+  await assertCards(page, both)
+  await ctx.close()
+  assert.deepEqual(errors, [])
+})
+
+test('goal properties: pick a goal, name a property, see its values', async () => {
+  const { ctx, page, errors } = await openDashboard()
+  await ready(page)
+  await page.click('[data-panel=goals] .row[data-value="Signup"]')
+  await page.waitForSelector('.props[data-goal="Signup"]')
+  await page.fill('.add-prop input', 'plan')
+  await page.click('.add-prop button')
+  await page.waitForSelector('.props .row[data-value]')
+  await ready(page)
+  const want = await glimpse.query({ site_id: SITE, metrics: ['visitors', 'events'], dimensions: ['event:props:plan'], filters: [['is', 'event:name', ['Signup']]], date_range: '7d', limit: 10 })
+  const got = await page.$$eval('.props .row[data-value]', (els) => els.map((e) => [e.dataset.value, ...[...e.querySelectorAll('.num')].map((n) => n.textContent)]))
+  assert.deepEqual(got, want.results.map((r) => [r.dimensions[0], compact(r.metrics[0]), compact(r.metrics[1])]))
+  await assertCards(page, [['is', 'event:name', ['Signup']]])
+  await shot(page, 'goal-properties')
+  await ctx.close()
+  assert.deepEqual(errors, [])
+})
+
+test('CSV export downloads the table the API would give', async () => {
+  const { ctx, page, errors } = await openDashboard(`/?site=${SITE}&f=is,visit:device,Desktop`)
+  await ready(page)
+  for (const [panel, dims, metrics] of [
+    ['pages', ['event:page'], ['visitors', 'pageviews']],
+    ['sources', ['visit:source'], ['visitors', 'bounce_rate']],
+    ['goals', ['event:name'], ['visitors', 'events']],
+  ]) {
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click(`[data-panel=${panel}] .csv`)])
+    assert.match(download.suggestedFilename(), new RegExp(`^glimpse-example.com-.+\\.csv$`))
+    const text = readFileSync(await download.path(), 'utf8')
+    const want = await glimpse.query({ site_id: SITE, metrics, dimensions: dims, filters: [['is', 'visit:device', ['Desktop']]], date_range: '7d' }, { format: 'csv' })
+    assert.equal(text, want, `${panel} CSV`)
+    assert.ok(text.split('\n').length > 2)
+  }
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#chart-csv')])
+  assert.match(readFileSync(await download.path(), 'utf8'), /^time:day,visitors,pageviews\n/)
+  await ctx.close()
+  assert.deepEqual(errors, [])
+})
+
+test('periods: today with the comparison to yesterday, a custom range, comparison off', async () => {
+  const { ctx, page, errors } = await openDashboard()
+  await ready(page)
+  await page.selectOption('#period', 'day')
+  await page.waitForURL(/period=day/)
+  await ready(page)
+  await assertCards(page, [], 'day')
+  assert.equal(await page.$$eval('#chart polyline.visitors', (els) => els[0].getAttribute('points').trim().split(/\s+/).length), 24, 'hourly buckets')
+  assert.match(await page.textContent('[data-card=visitors] .delta'), /vs yesterday/)
+  await shot(page, 'today')
+
+  const today = new Date().toISOString().slice(0, 10)
+  const weekAgo = new Date(Date.now() - 6 * 86400000).toISOString().slice(0, 10)
+  await page.selectOption('#period', 'custom')
+  await page.waitForSelector('#custom:not([hidden])')
+  await page.fill('#from', weekAgo)
+  await page.fill('#to', today)
+  await page.waitForURL(new RegExp(`from=${weekAgo}&to=${today}`))
+  await ready(page)
+  await assertCards(page, [], [weekAgo, today])
+
+  await page.uncheck('#compare')
+  await page.waitForURL(/compare=0/)
+  await ready(page)
+  assert.equal(await page.$$eval('[data-card] .delta', (els) => els.length), 0)
+  assert.equal(await page.$$eval('#chart polyline.previous', (els) => els.length), 0)
+  await ctx.close()
+  assert.deepEqual(errors, [])
+})
+
+test('an API key from the link is kept and sent; a refused key brings up the key form', async () => {
+  const { ctx, page, errors } = await openDashboard('/?site=example.com#key=from-link-123')
+  const auth = []
+  page.on('request', (r) => { if (r.url().includes('/api/v1/')) auth.push(r.headers().authorization) })
+  await ready(page)
+  assert.equal(new URL(page.url()).hash, '', 'the key leaves the address bar')
+  assert.equal(await page.evaluate(() => localStorage.glimpse_key), 'from-link-123')
+  await page.reload()
+  await ready(page)
+  assert.ok(auth.length > 5 && auth.every((a) => a === 'Bearer from-link-123'), `Authorization headers: ${[...new Set(auth)]}`)
+
+  // The server starts asking for another key.
+  await ctx.route(`${glimpse.url}/api/v1/**`, (route) =>
+    route.request().headers().authorization === 'Bearer right-key'
+      ? route.continue()
+      : route.fulfill({ status: 401, contentType: 'application/json', body: '{"error":"a valid API key is required"}' }))
+  await page.reload()
+  await page.waitForSelector('#key-dialog[open]')
+  await shot(page, 'key-form')
+  await page.fill('#key-input', 'right-key')
+  await page.click('#key-form button[type=submit]')
+  await page.waitForSelector('#key-dialog[open]', { state: 'detached' })
+  await ready(page)
+  await assertCards(page, [])
+  assert.equal(await page.evaluate(() => localStorage.glimpse_key), 'right-key')
+  await ctx.close()
+  assert.deepEqual(errors, [])
+})
+
+test('the visit-duration histogram draws the buckets when the API offers them', async () => {
+  const { ctx, page, errors } = await openDashboard('/', { colorScheme: 'dark' })
+  await ctx.route(`${glimpse.url}/api/v1/query`, async (route) => {
+    const body = route.request().postData() || ''
+    if (!body.includes('visit:duration_bucket')) return route.continue()
+    const counts = { 0: 310, 10: 120, 30: 90, 60: 140, 180: 160, 600: 90, 1800: 47 }
+    await route.fulfill({ contentType: 'application/json', body: JSON.stringify({ results: Object.entries(counts).map(([k, v]) => ({ dimensions: [k], metrics: [v] })), meta: {}, query: {} }) })
+  })
+  await ready(page)
+  await shot(page, 'welcome')
+  await page.fill('#welcome-form input', SITE)
+  await page.click('#welcome-form button')
+  await ready(page)
+  assert.equal(await page.$$eval('[data-panel=durations] rect.bar', (els) => els.length), 7)
+  assert.match(await page.textContent('[data-panel=durations]'), /30m\+/)
+  await shot(page, 'dark-histogram')
+  await ctx.close()
+  assert.deepEqual(errors, [])
+})
