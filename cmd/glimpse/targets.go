@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"time"
@@ -66,6 +67,7 @@ type globalConfig struct {
 	Store           string
 	Registry        string
 	ShutdownTimeout time.Duration
+	Pprof           bool
 }
 
 func (g *globalConfig) registerFlags(fs *flag.FlagSet, t targetSpec, ec *engineConfigs) {
@@ -74,6 +76,7 @@ func (g *globalConfig) registerFlags(fs *flag.FlagSet, t targetSpec, ec *engineC
 	fs.StringVar(&g.LogFormat, "log.format", t.logFormat, "log format: text or json")
 	fs.StringVar(&g.LogLevel, "log.level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&g.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long each service may take to drain and flush on shutdown")
+	fs.BoolVar(&g.Pprof, "debug.pprof", false, "serve Go's profiler at /debug/pprof/ (for diagnosing performance; do not expose publicly)")
 	if t.collector || t.processor {
 		fs.StringVar(&g.Bus, "bus", "embedded", "event bus engine: embedded (in this process, under --data-dir)")
 		fs.IntVar(&g.BusPartitions, "bus.partitions", 8, "partitions of a new topic on the embedded bus (fixed once the topic exists)")
@@ -174,6 +177,12 @@ func serve(ctx context.Context, t targetSpec, g globalConfig, ec engineConfigs, 
 	inproc := map[string]http.Handler{}
 	mux := http.NewServeMux()
 	telemetry.Mount(mux, metrics, readiness(mgr))
+	if g.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	// expose publishes a service's handler: in one process, through the in-process registry
 	// address the gateway calls directly; alone, on this process's listener.
 	var registrations []registry.Instance

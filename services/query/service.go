@@ -35,15 +35,18 @@ type Deps struct {
 	Now     func() time.Time      // nil: time.Now
 }
 
-// Service answers queries. It holds no state of its own beyond metrics, so its lifecycle
-// methods are trivial; in-flight requests are drained by the HTTP server that serves
-// Handler.
+// Service answers queries. Its only state beyond metrics is the cache of past rollup
+// buckets, which Stop detaches from the store; in-flight requests are drained by the HTTP
+// server that serves Handler.
 type Service struct {
 	cfg     Config
 	store   store.Store
 	log     *slog.Logger
 	now     func() time.Time
 	metrics *metrics
+
+	cache     *rollupCache // nil when disabled or the store cannot report writes
+	stopWatch func()
 }
 
 // New builds a query service.
@@ -64,7 +67,12 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, store: deps.Store, log: deps.Log, now: deps.Now, metrics: m}, nil
+	s := &Service{cfg: cfg, store: deps.Store, log: deps.Log, now: deps.Now, metrics: m}
+	if w, ok := deps.Store.(rowWatcher); ok && cfg.CacheBytes > 0 {
+		s.cache = newRollupCache(cfg.CacheBytes, m)
+		s.stopWatch = w.WatchRows(s.cache.invalidate)
+	}
+	return s, nil
 }
 
 // Name implements lifecycle.Service.
@@ -79,8 +87,13 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
-// Stop implements lifecycle.Service; there is nothing to flush.
-func (s *Service) Stop(context.Context) error { return nil }
+// Stop implements lifecycle.Service: it stops following the store's writes.
+func (s *Service) Stop(context.Context) error {
+	if s.stopWatch != nil {
+		s.stopWatch()
+	}
+	return nil
+}
 
 // API paths.
 const (
@@ -126,7 +139,9 @@ func (s *Service) handleQuery(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPost:
 		if ct := r.Header.Get("Content-Type"); ct != "" {
 			mt, _, err := mime.ParseMediaType(ct)
-			if err != nil || (mt != "application/json" && mt != "text/plain") {
+			// curl -d sends application/x-www-form-urlencoded unless told otherwise; the body
+			// is still the JSON query, so it is read as one.
+			if err != nil || (mt != "application/json" && mt != "text/plain" && mt != "application/x-www-form-urlencoded") {
 				fail(http.StatusUnsupportedMediaType, fmt.Sprintf("send the query as JSON with the header \"Content-Type: application/json\" (got %q)", truncate(ct, 80)))
 				return
 			}

@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,6 +42,21 @@ func TestEndToEnd(t *testing.T) {
 	}
 	expected := plan.Expect(nil)
 	dateRange := todayRange()
+
+	t.Run("curl-style request", func(t *testing.T) {
+		// the README's example: curl -X POST .../api/v1/query -d '{...}' (curl's default
+		// content type is application/x-www-form-urlencoded)
+		body := `{"site_id":"e2e-one.example","metrics":["visitors","visits","pageviews","bounce_rate","visit_duration"],"date_range":"day"}`
+		resp, err := http.Post(in.BaseURL+"/api/v1/query", "application/x-www-form-urlencoded", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			raw, _ := io.ReadAll(resp.Body)
+			t.Fatalf("HTTP %d: %s", resp.StatusCode, raw)
+		}
+	})
 
 	for _, site := range sites {
 		want := expected[site]
