@@ -303,12 +303,52 @@ func wantRows(t *testing.T, got map[store.RowKey]agg, want map[store.RowKey]agg)
 
 // ---- the oracle: docs/metrics.md applied to a whole, time-ordered event list ----
 
-// oracle computes every rollup row from complete visits, the way a batch job would.
+// oracle computes every rollup row from complete visits, the way a batch job would: it
+// sorts each visitor's events by time and cuts visits at gaps over 30 minutes.
 func oracle(evs []*event.Event) map[store.RowKey]agg {
 	sorted := slices.Clone(evs)
 	slices.SortStableFunc(sorted, func(a, b *event.Event) int {
 		return cmp.Or(strings.Compare(a.Site, b.Site), cmp.Compare(a.VisitorID, b.VisitorID), cmp.Compare(a.Time, b.Time))
 	})
+	var visits []oracleVisit
+	for i, e := range sorted {
+		if i == 0 || sorted[i-1].Site != e.Site || sorted[i-1].VisitorID != e.VisitorID || e.Time-sorted[i-1].Time > visitTimeoutMS {
+			visits = append(visits, oracleVisit{start: e.Time})
+		}
+		v := &visits[len(visits)-1]
+		v.events = append(v.events, e)
+	}
+	return rowsOfVisits(visits)
+}
+
+// scanOracle computes the rows the way the query engine's scan path sees stored events:
+// grouped by SessionID, started at SessionStart, in (time, offset) order, with the visit
+// attributes each stored event carries.
+func scanOracle(t testing.TB, stored []store.StoredEvent) map[store.RowKey]agg {
+	t.Helper()
+	stored = slices.Clone(stored)
+	slices.SortStableFunc(stored, func(a, b store.StoredEvent) int {
+		return cmp.Or(cmp.Compare(a.SessionID, b.SessionID), cmp.Compare(a.Time, b.Time), cmp.Compare(a.Shard, b.Shard), cmp.Compare(a.Offset, b.Offset))
+	})
+	var visits []oracleVisit
+	for i, se := range stored {
+		if i == 0 || stored[i-1].SessionID != se.SessionID {
+			visits = append(visits, oracleVisit{start: se.SessionStart})
+		}
+		v := &visits[len(visits)-1]
+		v.events = append(v.events, decodeStored(t, se))
+	}
+	return rowsOfVisits(visits)
+}
+
+// oracleVisit is a visit's start and its events in order.
+type oracleVisit struct {
+	start  int64
+	events []*event.Event
+}
+
+// rowsOfVisits applies docs/metrics.md to complete visits.
+func rowsOfVisits(visits []oracleVisit) map[store.RowKey]agg {
 	type acc struct {
 		agg
 		sk *sketch.Sketch
@@ -322,17 +362,12 @@ func oracle(evs []*event.Event) map[store.RowKey]agg {
 		}
 		return a
 	}
-	var visits [][]*event.Event
-	for i, e := range sorted {
-		if i == 0 || sorted[i-1].Site != e.Site || sorted[i-1].VisitorID != e.VisitorID || e.Time-sorted[i-1].Time > visitTimeoutMS {
-			visits = append(visits, nil)
-		}
-		visits[len(visits)-1] = append(visits[len(visits)-1], e)
-	}
-	for _, v := range visits {
+	for _, ov := range visits {
+		v := ov.events
 		first := v[0]
 		info := dims.Visit{First: first}
 		pvs, interactive := 0, false
+		last := ov.start
 		for _, e := range v {
 			if e.IsPageview() {
 				if pvs == 0 {
@@ -343,12 +378,13 @@ func oracle(evs []*event.Event) map[store.RowKey]agg {
 			} else if e.Interactive {
 				interactive = true
 			}
+			last = max(last, e.Time)
 		}
 		var bounce int64
 		if pvs == 1 && !interactive {
 			bounce = 1
 		}
-		start, dur := first.Time, v[len(v)-1].Time-first.Time
+		start, dur := ov.start, last-ov.start
 		for _, g := range []store.Granularity{store.Minute, store.Hour, store.Day} {
 			dimList := []string{store.TotalsDimension}
 			if g != store.Minute {

@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -108,4 +109,36 @@ func TestStoredEventsDescribeTheVisits(t *testing.T) {
 	if int64(len(visits)) != want {
 		t.Errorf("%d visits among stored events, the definitions give %d", len(visits), want)
 	}
+}
+
+// Rollups and stored events tell the same story even when events arrive out of order, a
+// little before their visit began, hours late or too late: what the query engine computes
+// by scanning stored events (grouped by SessionID) equals the rows.
+func TestRollupsAgreeWithStoredEvents(t *testing.T) {
+	evs := synthetic(4, 60, 60*time.Hour)
+	rng := rand.New(rand.NewPCG(4, 4))
+	for _, e := range evs {
+		switch rng.IntN(15) {
+		case 0:
+			e.Time -= rng.Int64N(int64(20 * time.Minute / time.Millisecond)) // collector skew
+		case 1:
+			e.Time -= rng.Int64N(int64(60 * time.Hour / time.Millisecond)) // delayed, some too late
+		}
+	}
+	for i := range evs {
+		if j := i + 1; j < len(evs) && rng.IntN(8) == 0 {
+			evs[i], evs[j] = evs[j], evs[i]
+		}
+	}
+	st := newTestStore(t)
+	parts := applyAll(t, st, testConfig(), evs, 2, 113)
+	var late int64
+	for _, p := range parts {
+		late += p.Stats().LateDropped
+	}
+	stored := append(st.storedEvents(t, site), st.storedEvents(t, "other.test")...)
+	if late == 0 || int64(len(stored))+late != int64(len(evs)) {
+		t.Fatalf("%d events: %d stored, %d dropped as late", len(evs), len(stored), late)
+	}
+	diffRows(t, "rollups vs stored events", st.dump(t, false), scanOracle(t, stored))
 }
