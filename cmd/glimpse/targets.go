@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -68,6 +70,7 @@ type globalConfig struct {
 	Registry        string
 	ShutdownTimeout time.Duration
 	Pprof           bool
+	MemoryLimit     string
 }
 
 func (g *globalConfig) registerFlags(fs *flag.FlagSet, t targetSpec, ec *engineConfigs) {
@@ -76,6 +79,11 @@ func (g *globalConfig) registerFlags(fs *flag.FlagSet, t targetSpec, ec *engineC
 	fs.StringVar(&g.LogFormat, "log.format", t.logFormat, "log format: text or json")
 	fs.StringVar(&g.LogLevel, "log.level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&g.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long each service may take to drain and flush on shutdown")
+	defaultLimit := "0"
+	if t.isAll() {
+		defaultLimit = "256MiB"
+	}
+	fs.StringVar(&g.MemoryLimit, "memory-limit", defaultLimit, "soft limit of the Go heap (e.g. 256MiB, 1GiB; 0 = none): the collector of garbage works harder near it instead of letting memory grow; GOMEMLIMIT, if set, wins")
 	fs.BoolVar(&g.Pprof, "debug.pprof", false, "serve Go's profiler at /debug/pprof/ (for diagnosing performance; do not expose publicly)")
 	if t.collector || t.processor {
 		fs.StringVar(&g.Bus, "bus", "embedded", "event bus engine: embedded (in this process, under --data-dir)")
@@ -139,6 +147,9 @@ func runTarget(t targetSpec) func(ctx context.Context, args []string, stdout, st
 			return err
 		}
 		log = log.With("target", t.name)
+		if err := applyMemoryLimit(g.MemoryLimit, log); err != nil {
+			return err
+		}
 		return serve(ctx, t, g, ec, sc, log)
 	}
 }
@@ -319,3 +330,39 @@ func displayAddr(addr string) string {
 }
 
 var _ prometheus.Registerer = (*prometheus.Registry)(nil)
+
+// applyMemoryLimit sets the Go runtime's soft memory limit unless GOMEMLIMIT already did.
+func applyMemoryLimit(limit string, log *slog.Logger) error {
+	if _, ok := os.LookupEnv("GOMEMLIMIT"); ok {
+		return nil
+	}
+	n, err := parseBytes(limit)
+	if err != nil {
+		return fmt.Errorf("--memory-limit=%q: %w", limit, err)
+	}
+	if n > 0 {
+		debug.SetMemoryLimit(n)
+		log.Debug("memory limit set", "bytes", n)
+	}
+	return nil
+}
+
+// parseBytes reads a size such as 256MiB, 1GiB, 512KiB or a plain number of bytes.
+func parseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		factor int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}, {"", 1}}
+	for _, u := range units {
+		if !strings.HasSuffix(s, u.suffix) {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), 10, 64)
+		if err != nil || n < 0 {
+			break
+		}
+		return n * u.factor, nil
+	}
+	return 0, fmt.Errorf("not a size: use a whole number with KiB, MiB or GiB (e.g. 256MiB), or 0 for none")
+}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -72,6 +73,9 @@ type Store struct {
 	dbc  *dbCollector
 
 	metaMu sync.Mutex // serialises meta writes so PutMetaIfAbsent is atomic
+
+	watchMu  sync.RWMutex
+	watchers map[*rowWatcher]struct{}
 
 	mu       sync.Mutex
 	cond     sync.Cond
@@ -127,6 +131,13 @@ func Open(dir string, opts Options) (*Store, error) {
 		Logger:             pebbleLogger{log},
 		FormatMajorVersion: pebble.FormatNewest,
 		EventListener:      eventListener(log, m),
+	}
+	// Processors look up every rollup row they touch for the first time, and most of those
+	// rows do not exist yet (a new bucket): bloom filters answer such misses without reading
+	// data blocks.
+	for i := range popts.Levels {
+		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		popts.Levels[i].FilterType = pebble.TableFilter
 	}
 	db, err := pebble.Open(dir, popts)
 	if err != nil {
@@ -286,7 +297,37 @@ func (s *Store) WriteRows(ctx context.Context, rows []store.Row) (err error) {
 		return err
 	}
 	s.m.rowsWritten.Add(float64(len(rows)))
+	s.notifyRows(rows)
 	return nil
+}
+
+type rowWatcher struct{ fn func([]store.Row) }
+
+// WatchRows calls fn with the rows of every later successful WriteRows, after they are
+// durable and visible to readers, on the writer's goroutine: fn must be quick and must not
+// keep or modify the rows. It lets a reader in the same process drop what it derived from
+// rows that changed (the query service's cache of past buckets). stop ends the watch.
+func (s *Store) WatchRows(fn func([]store.Row)) (stop func()) {
+	w := &rowWatcher{fn: fn}
+	s.watchMu.Lock()
+	if s.watchers == nil {
+		s.watchers = map[*rowWatcher]struct{}{}
+	}
+	s.watchers[w] = struct{}{}
+	s.watchMu.Unlock()
+	return func() {
+		s.watchMu.Lock()
+		delete(s.watchers, w)
+		s.watchMu.Unlock()
+	}
+}
+
+func (s *Store) notifyRows(rows []store.Row) {
+	s.watchMu.RLock()
+	defer s.watchMu.RUnlock()
+	for w := range s.watchers {
+		w.fn(rows)
+	}
 }
 
 // GetRows returns the stored rows for keys; missing keys are absent.
@@ -339,9 +380,25 @@ func (s *Store) GetRows(ctx context.Context, keys []store.RowKey) (_ []store.Row
 // seeks from one wanted value to the next inside each bucket instead of reading the others.
 // fn may call back into the store.
 func (s *Store) ScanRows(ctx context.Context, r store.RowRange, fn func(store.Row) error) (err error) {
+	return s.scanRows(ctx, r, false, func(row *store.Row) error { return fn(*row) })
+}
+
+// VisitRows is ScanRows without copies: fn gets a row whose Value and Visitors point into
+// the iterator's buffers. They are valid only until fn returns and must not be modified;
+// a caller that keeps them copies them. Queries use it to read many rows without
+// allocating for each.
+func (s *Store) VisitRows(ctx context.Context, r store.RowRange, fn func(*store.Row) error) (err error) {
+	return s.scanRows(ctx, r, true, fn)
+}
+
+func (s *Store) scanRows(ctx context.Context, r store.RowRange, lend bool, fn func(*store.Row) error) (err error) {
 	start := time.Now()
 	callerErr := false
-	defer func() { s.m.observe(opScanRows, false, start, err, callerErr) }()
+	var read int
+	defer func() {
+		s.m.rowsRead.Add(float64(read))
+		s.m.observe(opScanRows, false, start, err, callerErr)
+	}()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -374,8 +431,12 @@ func (s *Store) ScanRows(ctx context.Context, r store.RowRange, fn func(store.Ro
 		}
 	}
 
-	var seek []byte
-	n := 0
+	var (
+		seek []byte
+		row  store.Row
+		n    int
+	)
+	row.Site, row.Granularity, row.Dimension = r.Site, r.Granularity, r.Dimension
 	for valid := it.First(); valid; {
 		if n++; n%checkEvery == 0 {
 			if err := ctx.Err(); err != nil {
@@ -383,7 +444,7 @@ func (s *Store) ScanRows(ctx context.Context, r store.RowRange, fn func(store.Ro
 			}
 		}
 		k := it.Key()
-		bucket, value, shard, err := readRowClustering(k[len(part):])
+		bucket, value, shard, err := readRowClusteringAs(k[len(part):], lend)
 		if err != nil {
 			return fmt.Errorf("%w %x", err, k)
 		}
@@ -402,19 +463,16 @@ func (s *Store) ScanRows(ctx context.Context, r store.RowRange, fn func(store.Ro
 				continue
 			}
 		}
-		row := store.Row{RowKey: store.RowKey{
-			Site: r.Site, Granularity: r.Granularity, Dimension: r.Dimension,
-			Bucket: bucket, Value: value, Shard: shard,
-		}}
+		row.Bucket, row.Value, row.Shard = bucket, value, shard
 		v, err := it.ValueAndErr()
 		if err != nil {
 			return fmt.Errorf("pebblestore: scan rows: %w", err)
 		}
-		if err := decodeRowValue(v, &row); err != nil {
+		if err := decodeRowValueAs(v, &row, lend); err != nil {
 			return fmt.Errorf("%w (row %+v)", err, row.RowKey)
 		}
-		s.m.rowsRead.Inc()
-		if err := fn(row); err != nil {
+		read++
+		if err := fn(&row); err != nil {
 			callerErr = true
 			return err
 		}
