@@ -11,6 +11,7 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/internal/bus"
 	"github.com/glimpse-analytics/glimpse/internal/bus/embedded"
+	kafkabus "github.com/glimpse-analytics/glimpse/internal/bus/kafka"
 	"github.com/glimpse-analytics/glimpse/internal/store"
 	"github.com/glimpse-analytics/glimpse/internal/store/cassandra"
 	"github.com/glimpse-analytics/glimpse/internal/store/memstore"
@@ -21,12 +22,13 @@ import (
 
 // engineConfigs holds the settings of the fleet engines; only the configured ones are used.
 type engineConfigs struct {
+	kafka     kafkabus.Config
 	cassandra cassandra.Config
 	consul    consul.Config
 }
 
 func defaultEngineConfigs() engineConfigs {
-	return engineConfigs{cassandra: cassandra.DefaultConfig(), consul: consul.DefaultConfig()}
+	return engineConfigs{kafka: kafkabus.DefaultConfig(), cassandra: cassandra.DefaultConfig(), consul: consul.DefaultConfig()}
 }
 
 // engines opens the implementation each interface is configured to use. Services never see
@@ -74,8 +76,11 @@ func (e *engines) openBus() (bus.Bus, error) {
 		}
 		e.log.Info("opening embedded bus", "dir", dir)
 		return embedded.Open(dir, embedded.Options{Partitions: e.cfg.BusPartitions, Logger: e.log.With("engine", "embedded-bus"), Metrics: e.metrics})
+	case "kafka":
+		e.log.Info("connecting to kafka", "brokers", e.ec.kafka.Brokers)
+		return kafkabus.New(e.ec.kafka, kafkabus.Options{Logger: e.log, Metrics: e.metrics})
 	}
-	return nil, fmt.Errorf("unknown --bus %q: use embedded", e.cfg.Bus)
+	return nil, fmt.Errorf("unknown --bus %q: use embedded or kafka", e.cfg.Bus)
 }
 
 func (e *engines) openRegistry() (registry.Registry, error) {

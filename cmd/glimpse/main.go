@@ -33,6 +33,8 @@ func commands() []command {
 		{"processor", "Run a processor: sessionises and aggregates events from the bus into the store.", runTarget(targetProcessor)},
 		{"query", "Run a query service: answers the query API from the store.", runTarget(targetQuery)},
 		{"migrate", "Create or upgrade the store's schema (Cassandra).", runMigrate},
+		{"sites", "Add, list or remove the sites Glimpse counts (glimpse sites --help).", runSites},
+		{"keys", "Create, list or revoke API keys of the query API and dashboard (glimpse keys --help).", runKeys},
 		{"loadgen", "Send realistic synthetic traffic to a running Glimpse and report what was acknowledged.", runLoadgen},
 		{"version", "Print the version.", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "glimpse", version)

@@ -86,8 +86,9 @@ func (g *globalConfig) registerFlags(fs *flag.FlagSet, t targetSpec, ec *engineC
 	fs.StringVar(&g.MemoryLimit, "memory-limit", defaultLimit, "soft limit of the Go heap (e.g. 256MiB, 1GiB; 0 = none): the collector of garbage works harder near it instead of letting memory grow; GOMEMLIMIT, if set, wins")
 	fs.BoolVar(&g.Pprof, "debug.pprof", false, "serve Go's profiler at /debug/pprof/ (for diagnosing performance; do not expose publicly)")
 	if t.collector || t.processor {
-		fs.StringVar(&g.Bus, "bus", "embedded", "event bus engine: embedded (in this process, under --data-dir)")
-		fs.IntVar(&g.BusPartitions, "bus.partitions", 8, "partitions of a new topic on the embedded bus (fixed once the topic exists)")
+		fs.StringVar(&g.Bus, "bus", "embedded", "event bus engine: embedded (in this process, under --data-dir) or kafka (see --kafka.*)")
+		fs.IntVar(&g.BusPartitions, "bus.partitions", 8, "partitions of a new topic on the embedded bus (fixed once the topic exists; Kafka uses --kafka.partitions)")
+		ec.kafka.RegisterFlags(fs)
 	}
 	if t.collector || t.processor || t.query {
 		fs.StringVar(&g.Store, "store", "pebble", "store engine: pebble (embedded, under --data-dir), cassandra (see --cassandra.*) or memory (lost on exit; for trials and tests)")
@@ -125,6 +126,8 @@ func runTarget(t targetSpec) func(ctx context.Context, args []string, stdout, st
 			query: query.DefaultConfig(), gateway: gateway.DefaultConfig(),
 		}
 		if t.collector {
+			// One process on one machine: the first run counts whatever site it is sent.
+			sc.collector.OpenSites = t.isAll()
 			sc.collector.RegisterFlags(fs)
 		}
 		if t.processor {
@@ -247,9 +250,12 @@ func serve(ctx context.Context, t targetSpec, g globalConfig, ec engineConfigs, 
 	services = append(services, httpServer, registration(reg, registrations, log))
 
 	if t.isAll() {
-		services = append(services, lifecycle.Funcs{ServiceName: "welcome", StartFn: func(context.Context) error {
+		services = append(services, lifecycle.Funcs{ServiceName: "welcome", StartFn: func(ctx context.Context) error {
 			fmt.Fprintf(os.Stderr, "\nGlimpse is running: dashboard http://%s/  tracker http://%s/js/glimpse.js  data %s\n\n",
 				displayAddr(httpServer.BoundAddr()), displayAddr(httpServer.BoundAddr()), g.DataDir)
+			if sc.query.Auth {
+				return welcomeKey(ctx, os.Stderr, st, displayAddr(httpServer.BoundAddr()), g)
+			}
 			return nil
 		}})
 	}
