@@ -198,6 +198,9 @@ func (sf *storeFlags) openStore(ctx context.Context, stderr io.Writer, create bo
 	case "memory":
 		return nil, errors.New("--store=memory keeps nothing once a process exits; sites and keys live in --store=pebble or --store=cassandra")
 	case "pebble":
+		if strings.TrimSpace(sf.g.DataDir) == "" {
+			return nil, errors.New("--data-dir is empty: give the data directory of glimpse all")
+		}
 		if !create {
 			if _, err := os.Stat(dir); errors.Is(err, iofs.ErrNotExist) {
 				return nil, fmt.Errorf("there is no store in %s: check --data-dir (glimpse all creates the store on its first start)", dir)

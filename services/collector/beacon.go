@@ -24,7 +24,7 @@ const (
 
 // EngagementName is the event name under which trackers report engagement time ("e"). Such
 // events never count as interaction.
-const EngagementName = "engagement"
+const EngagementName = event.EngagementName
 
 // Beacon is one decoded and validated request body, before enrichment. Every field is within
 // the limits of internal/event.
@@ -39,6 +39,7 @@ type Beacon struct {
 	HashRouting  bool              // "h": keep the fragment in the path
 	EngagementMS int64             // "e"
 	FirstPartyID string            // "vid"; empty in cookieless mode
+	ID           string            // "eid": the sender's event id, the same on a resend; may be empty
 
 	page *url.URL
 }
@@ -77,6 +78,7 @@ type wireBeacon struct {
 	H           json.RawMessage `json:"h"`
 	E           json.RawMessage `json:"e"`
 	VID         json.RawMessage `json:"vid"`
+	EID         json.RawMessage `json:"eid"`
 }
 
 // pick returns the first non-empty value and the name of the field it came from.
@@ -183,6 +185,9 @@ func DecodeBeacon(body []byte, maxSites int) (*Beacon, error) {
 		return nil, err
 	}
 	if b.FirstPartyID, err = decodeFirstPartyID(w.VID); err != nil {
+		return nil, err
+	}
+	if b.ID, err = decodeEventID(w.EID); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -519,6 +524,25 @@ func decodeFirstPartyID(raw json.RawMessage) (string, error) {
 		return "", nil
 	}
 	if len(s) > MaxFirstPartyIDLen || !utf8.ValidString(s) {
+		return "", bad
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return "", bad
+		}
+	}
+	return s, nil
+}
+
+// decodeEventID reads "eid": a string of 1 to event.MaxIDLen printable ASCII characters
+// without spaces. An empty string or null means no id.
+func decodeEventID(raw json.RawMessage) (string, error) {
+	if len(raw) == 0 || isNull(raw) {
+		return "", nil
+	}
+	bad := inputErr("eid", `"eid" (event id) must be a string of 1 to %d printable ASCII characters without spaces, the same on every resend of the event`, event.MaxIDLen)
+	var s string
+	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil || len(s) > event.MaxIDLen {
 		return "", bad
 	}
 	for i := 0; i < len(s); i++ {

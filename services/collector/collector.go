@@ -20,14 +20,16 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/internal/bus"
 	"github.com/glimpse-analytics/glimpse/internal/event"
+	"github.com/glimpse-analytics/glimpse/internal/sites"
 	"github.com/glimpse-analytics/glimpse/internal/store"
 )
 
 // Path is the route the collector serves.
 const Path = "/api/event"
 
-// DroppedHeader is set on a 202 answer to a request that was not published, with the reason
-// ("bot"), so whoever tests a tracker with curl can see why nothing shows up.
+// DroppedHeader is set on a 202 answer to a request that was not (or not for every site)
+// published, with the reason ("bot", "unknown_site: ...", "foreign_hostname: ..."), so
+// whoever tests a tracker with curl can see why nothing shows up.
 const DroppedHeader = "X-Glimpse-Dropped"
 
 // maintainEvery is how often Run checks the salts. Tomorrow's salt is created a day ahead,
@@ -37,7 +39,7 @@ const maintainEvery = time.Minute
 // Deps are the collector's collaborators.
 type Deps struct {
 	Bus     bus.Bus
-	Meta    store.Meta            // salts
+	Meta    store.Meta            // salts and the site list
 	Log     *slog.Logger          // nil: slog.Default()
 	Metrics prometheus.Registerer // nil: metrics are kept but not exported
 	Now     func() time.Time      // nil: time.Now; the event time and the salt day come from it
@@ -52,6 +54,7 @@ type Collector struct {
 	m     *metrics
 	ua    *UAParser
 	salts *salts
+	sites *sites.Directory
 
 	maintainEvery time.Duration
 	cleanedDay    int64 // last day whose stale salts were deleted; Run's goroutine only
@@ -94,6 +97,7 @@ func New(cfg Config, deps Deps) (*Collector, error) {
 		m:             m,
 		ua:            NewUAParser(cfg.UACacheSize),
 		salts:         newSalts(deps.Meta),
+		sites:         sites.NewDirectory(deps.Meta, sites.Options{TTL: cfg.SitesRefresh, Now: deps.Now}),
 		maintainEvery: maintainEvery,
 		cleanedDay:    math.MinInt64,
 	}, nil
@@ -102,8 +106,12 @@ func New(cfg Config, deps Deps) (*Collector, error) {
 // Name implements lifecycle.Service.
 func (c *Collector) Name() string { return "collector" }
 
-// Start makes sure today's salt and the first-party key exist and are cached.
+// Start makes sure today's salt and the first-party key exist and are cached, and loads the
+// site list.
 func (c *Collector) Start(ctx context.Context) error {
+	if err := c.sites.Refresh(ctx); err != nil {
+		return fmt.Errorf("collector: load the site list: %w", err)
+	}
 	today := dayOf(c.now().UnixMilli())
 	if _, err := c.salts.forDay(ctx, today); err != nil {
 		return fmt.Errorf("collector: %w", err)
@@ -202,7 +210,9 @@ func (c *Collector) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	c.m.inFlight.Inc()
 	res := c.collect(r)
 	c.m.inFlight.Dec()
-	c.m.events.WithLabelValues(res.result).Add(float64(max(res.count, 1)))
+	if res.result != "" { // "": counted where the events were dropped (admit)
+		c.m.events.WithLabelValues(res.result).Add(float64(max(res.count, 1)))
+	}
 
 	switch {
 	case res.code == http.StatusAccepted:
@@ -278,6 +288,17 @@ func (c *Collector) collect(r *http.Request) outcome {
 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), c.cfg.PublishTimeout)
 	defer cancel()
+	dropped, err := c.admit(ctx, b)
+	if err != nil {
+		c.saltLog.do(func(suppressed int64) {
+			c.log.Warn("site list unavailable; answering 503", "err", err, "suppressed", suppressed)
+		})
+		return outcome{code: http.StatusServiceUnavailable, result: resultUnavailable, count: len(b.Sites), retry: true,
+			msg: "the collector cannot read the site list right now (store unavailable); retry later"}
+	}
+	if len(b.Sites) == 0 {
+		return outcome{code: http.StatusAccepted, dropped: dropped}
+	}
 	now := c.now().UnixMilli()
 	ids, err := c.visitorIDs(ctx, r, b, uaString, now)
 	if err != nil {
@@ -294,7 +315,52 @@ func (c *Collector) collect(r *http.Request) outcome {
 		return outcome{code: http.StatusInternalServerError, result: resultError, count: len(b.Sites),
 			msg: "internal error: the event could not be encoded"}
 	}
-	return c.publish(ctx, msgs)
+	res := c.publish(ctx, msgs)
+	if res.code == http.StatusAccepted {
+		res.dropped = dropped
+	}
+	return res
+}
+
+// admit keeps in b.Sites the sites that take b's event and counts the others as
+// unknown_site (never added, and Config.OpenSites is off) or foreign_hostname (the page's
+// hostname is not one of the site's). In open mode an unknown site is created, allowing the
+// page's hostname. It returns why sites were dropped, for the X-Glimpse-Dropped header.
+func (c *Collector) admit(ctx context.Context, b *Beacon) (string, error) {
+	host := normalizeHost(b.page.Hostname())
+	kept := b.Sites[:0]
+	var dropped []string
+	for _, site := range b.Sites {
+		s, ok, err := c.sites.Lookup(ctx, site)
+		if err != nil {
+			return "", err
+		}
+		if !ok && c.cfg.OpenSites {
+			var created bool
+			if s, created, err = c.sites.EnsureOpen(ctx, site, host); err != nil {
+				return "", err
+			}
+			if created {
+				c.log.Info("created a site on its first event (collector.open-sites)", "site", site, "hostnames", s.Hostnames)
+			}
+			ok = true
+		}
+		switch {
+		case !ok:
+			c.m.events.WithLabelValues(resultUnknownSite).Inc()
+			dropped = append(dropped, fmt.Sprintf("%s: %q is not a site of this Glimpse; add it with `glimpse sites add %s`",
+				resultUnknownSite, clip(site, 100), clip(site, 100)))
+		case !s.AllowsHostname(host):
+			c.m.events.WithLabelValues(resultForeignHostname).Inc()
+			allowed := clip(strings.Join(s.Hostnames, ","), 200)
+			dropped = append(dropped, fmt.Sprintf("%s: pages on %q do not count for %q, which allows %s; to count them: glimpse sites add %s --update --hostnames=%s,%s",
+				resultForeignHostname, clip(host, 100), clip(site, 100), allowed, clip(site, 100), allowed, clip(host, 100)))
+		default:
+			kept = append(kept, site)
+		}
+	}
+	b.Sites = kept
+	return strings.Join(dropped, "; "), nil
 }
 
 // visitorIDs returns one visitor id per site of b.
@@ -362,6 +428,7 @@ func enrich(b *Beacon, ua UserAgent, nowMS int64) event.Event {
 		Revenue:        b.Revenue,
 		Interactive:    b.Interactive && b.Name != EngagementName,
 		EngagementMS:   b.EngagementMS,
+		ID:             b.ID,
 	}
 }
 
@@ -393,7 +460,7 @@ func (c *Collector) publish(ctx context.Context, msgs []bus.Message) outcome {
 			c.log.Warn("bus unavailable; answering 503", "err", err, "suppressed", suppressed)
 		})
 		return outcome{code: http.StatusServiceUnavailable, result: resultUnavailable, count: len(msgs), retry: true,
-			msg: "the event bus is unavailable or too slow right now; nothing was stored, retry later"}
+			msg: "the event bus is unavailable or too slow right now; retry later, with the same \"eid\" so the event counts once even if this attempt reached the bus after all"}
 	default:
 		c.m.publish.WithLabelValues("error").Observe(took)
 		c.publishLog.do(func(suppressed int64) {

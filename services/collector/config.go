@@ -25,6 +25,12 @@ type Config struct {
 	RetryAfter time.Duration
 	// UACacheSize is how many distinct User-Agent strings keep their parsed form in memory.
 	UACacheSize int
+	// OpenSites creates a site on its first event instead of dropping events for sites that
+	// were never added (`glimpse sites add`). On by default only in `glimpse all`.
+	OpenSites bool
+	// SitesRefresh is how often the site list is reloaded from the store, so a site added
+	// or removed elsewhere is noticed.
+	SitesRefresh time.Duration
 }
 
 // DefaultConfig returns the settings used when no flag is given.
@@ -37,6 +43,7 @@ func DefaultConfig() Config {
 		PublishTimeout: 5 * time.Second,
 		RetryAfter:     5 * time.Second,
 		UACacheSize:    10000,
+		SitesRefresh:   5 * time.Second,
 	}
 }
 
@@ -57,6 +64,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"delay suggested to senders in the Retry-After header of a 503 answer (duration, rounded up to whole seconds)")
 	fs.IntVar(&c.UACacheSize, "collector.ua-cache-size", c.UACacheSize,
 		"number of distinct User-Agent strings whose parsed form is cached in memory (entries); 0 disables the cache")
+	fs.BoolVar(&c.OpenSites, "collector.open-sites", c.OpenSites,
+		"create a site on its first event (allowing that event's page hostname) instead of dropping events for sites never added with \"glimpse sites add\"")
+	fs.DurationVar(&c.SitesRefresh, "collector.sites-refresh", c.SitesRefresh,
+		"how often the site list is reloaded from the store (duration), so sites added or removed with \"glimpse sites\" are noticed")
 }
 
 // Validate reports the first setting that cannot work.
@@ -76,6 +87,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RetryAfter < 0 {
 		errs = append(errs, fmt.Errorf("collector.retry-after is %s; it must not be negative", c.RetryAfter))
+	}
+	if c.SitesRefresh <= 0 {
+		errs = append(errs, fmt.Errorf("collector.sites-refresh is %s; it must be positive", c.SitesRefresh))
 	}
 	if c.UACacheSize < 0 {
 		errs = append(errs, fmt.Errorf("collector.ua-cache-size is %d; it must not be negative", c.UACacheSize))

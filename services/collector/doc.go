@@ -29,7 +29,7 @@
 //	"h"                              true (or 1) keeps the URL fragment in the path, for sites that
 //	                                 route with location.hash
 //
-// Glimpse's own tracker may also send two fields of its own:
+// Glimpse's own tracker (and any other sender) may also send three fields of its own:
 //
 //	"vid"   first-party visitor id for sites that opt into cookie mode: 1 to 64 printable ASCII
 //	        characters (no spaces), random and kept by the tracker in a first-party cookie or
@@ -38,14 +38,22 @@
 //	"e"     engagement time: milliseconds the page was visible, a number from 0 to 86 400 000
 //	        (24 h; fractions are truncated). Sent with the "engagement" event when the page is
 //	        hidden. Plausible's script sends the same field on the same event name. Events
-//	        named "engagement" never count as interaction, whatever "i" says.
+//	        named "engagement" never count as interaction, whatever "i" says, and are not
+//	        custom events: they only extend the visit they belong to (docs/metrics.md).
+//	"eid"   event id: 1 to 64 printable ASCII characters (no spaces), unique per event of a
+//	        visitor and the same on every resend of that event. A 503 does not prove that
+//	        nothing reached the bus (a broker may have stored the event before the publish
+//	        timed out), so a sender that retries should set it: the processor counts an event
+//	        whose id it has already seen in the same open visit only once. Without it an event
+//	        is counted every time it is accepted.
 //
 // Unknown fields (such as Plausible's "sd", scroll depth) are ignored.
 //
 // # Responses
 //
-//	202 "ok"                      every event of the request is on the bus (or the request came from
-//	                              a bot and was dropped: the header X-Glimpse-Dropped says so)
+//	202 "ok"                      every event of the request is on the bus, or it was dropped for a
+//	                              reason the browser cannot fix: the header X-Glimpse-Dropped says
+//	                              why ("bot", "unknown_site: ...", "foreign_hostname: ...")
 //	400 {"error":"..."}           a field is missing, malformed or over a limit; the message names
 //	                              the field and the limit
 //	404 {"error":"..."}           a path other than /api/event
@@ -55,6 +63,17 @@
 //	503 {"error":"..."}           the bus (or the salt store) cannot take the event right now; retry
 //	                              after the Retry-After header's seconds. Nothing was acknowledged.
 //	500 {"error":"..."}           the bus failed for another reason. Nothing was acknowledged.
+//
+// # Sites
+//
+// Events count only for sites in the site list (internal/sites, managed with `glimpse sites
+// add|list|remove`), and only from pages on one of the site's hostnames (by default the
+// domain and its subdomains). Events for a site that was never added are dropped and counted
+// as result="unknown_site", events from pages on another hostname as
+// result="foreign_hostname"; the sender gets 202 either way. With Config.OpenSites (on by
+// default in `glimpse all` only) a site is created on its first event instead, allowing that
+// event's page hostname too. A collector reloads the list every Config.SitesRefresh, so a
+// site added from the command line is noticed within seconds by every collector of a fleet.
 //
 // # Enrichment
 //

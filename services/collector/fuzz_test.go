@@ -16,7 +16,8 @@ func FuzzDecodeBeacon(f *testing.F) {
 	for _, seed := range []string{
 		`{"n":"pageview","u":"https://example.com/a?utm_source=x","d":"example.com","r":"https://google.com/","p":{"plan":"pro"},"revenue":{"amount":"9.99","currency":"EUR"},"i":true}`,
 		`{"name":"Signup","url":"https://www.example.com/register#x","domain":"example.com,b.org","referrer":"https://news.ycombinator.com/item?id=1","props":{"n":1,"b":false,"z":null},"interactive":false}`,
-		`{"n":"engagement","u":"https://example.com/app#/x","d":"example.com","h":1,"e":1234.5,"vid":"abc-DEF_123"}`,
+		`{"n":"engagement","u":"https://example.com/app#/x","d":"example.com","h":1,"e":1234.5,"vid":"abc-DEF_123","eid":"42-7-3"}`,
+		`{"n":"pageview","u":"https://example.com/","d":"example.com","eid":"a\u00e9"}`,
 		`{"n":"pageview","u":"https://example.com/caf%C3%A9/%2F%00","d":"https://WWW.Example.com/","p":"{\"a\":\"b\"}","$":{"amount":12,"currency":"usd"}}`,
 		`{"n":"pageview","u":"app://x/y","d":"a.com","r":"android-app://com.google.android.gm/"}`,
 		`{"n":"","u":"","d":""}`,
@@ -120,6 +121,9 @@ func checkLimits(t *testing.T, e *event.Event) {
 	}
 	if e.EngagementMS < 0 || e.EngagementMS > MaxEngagementMS {
 		fail("engagement %d", e.EngagementMS)
+	}
+	if len(e.ID) > event.MaxIDLen || strings.ContainsFunc(e.ID, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		fail("id %q", e.ID)
 	}
 	if e.Time != day0.UnixMilli() {
 		fail("time %d", e.Time)

@@ -94,6 +94,12 @@ func TestBadInput(t *testing.T) {
 		{"vid too long", req{body: ev(`,"vid":"` + long(MaxFirstPartyIDLen+1) + `"`)}, 400, `"vid" (first-party visitor id) must be a string of 1 to 64`},
 		{"vid space", req{body: ev(`,"vid":"a b"`)}, 400, `"vid"`},
 		{"vid number", req{body: ev(`,"vid":42`)}, 400, `"vid"`},
+		{"eid too long", req{body: ev(`,"eid":"` + long(event.MaxIDLen+1) + `"`)}, 400, `"eid" (event id) must be a string of 1 to 64 printable ASCII characters without spaces`},
+		{"eid space", req{body: ev(`,"eid":"a b"`)}, 400, `"eid" (event id)`},
+		{"eid control char", req{body: ev(`,"eid":"a\u0007b"`)}, 400, `"eid" (event id)`},
+		{"eid non-ASCII", req{body: ev(`,"eid":"café"`)}, 400, `"eid" (event id)`},
+		{"eid number", req{body: ev(`,"eid":42`)}, 400, `"eid" (event id)`},
+		{"eid object", req{body: ev(`,"eid":{"id":"x"}`)}, 400, `"eid" (event id)`},
 		{"too large", req{body: `{"n":"pageview","u":"https://example.com/","d":"example.com","p":{"k":"` + long(20000) + `"}}`}, 413, "larger than 16384 bytes"},
 		{"multipart", req{body: "x", ct: "multipart/form-data; boundary=x"}, 415, `unsupported Content-Type "multipart/form-data; boundary=x": send the event as a JSON object`},
 		{"form", req{body: "n=pageview", ct: "application/x-www-form-urlencoded"}, 415, "unsupported Content-Type"},
@@ -236,6 +242,18 @@ func TestPlausibleExamplesAccepted(t *testing.T) {
 			func(t *testing.T, e *event.Event) {
 				if e.EngagementMS != 1234 || e.Interactive {
 					t.Errorf("engagement %d interactive %v; want 1234, false", e.EngagementMS, e.Interactive)
+				}
+			}},
+		{"event id", req{body: `{"n":"pageview","u":"https://example.com/","d":"example.com","eid":"` + strings.Repeat("x", event.MaxIDLen-9) + `-42_~!{}#"}`},
+			func(t *testing.T, e *event.Event) {
+				if want := strings.Repeat("x", event.MaxIDLen-9) + "-42_~!{}#"; e.ID != want {
+					t.Errorf("id %q; want %q", e.ID, want)
+				}
+			}},
+		{"empty or null event id is none", req{body: `{"n":"pageview","u":"https://example.com/","d":"example.com","eid":null}`},
+			func(t *testing.T, e *event.Event) {
+				if e.ID != "" {
+					t.Errorf("id %q; want none", e.ID)
 				}
 			}},
 		{"repeated props key: the last wins", req{body: `{"n":"pageview","u":"https://example.com/","d":"example.com","p":{"a":"1"},"p":{"b":"2"}}`},

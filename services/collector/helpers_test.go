@@ -223,6 +223,7 @@ func newHarness(t testing.TB, mutate ...func(*Config)) *harness {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.PublishTimeout = 2 * time.Second
+	cfg.OpenSites = true // most tests are about events, not the site list (see sites_test.go)
 	for _, f := range mutate {
 		f(&cfg)
 	}

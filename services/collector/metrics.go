@@ -18,6 +18,9 @@ const (
 	resultUnavailable = "unavailable" // 503: bus or salt store unavailable, publish timed out, shutting down
 	resultError       = "error"       // 500: the bus failed for another reason
 	resultCanceled    = "client_gone" // the body could not be read: the sender went away
+
+	resultUnknownSite     = "unknown_site"     // dropped: the site was never added; the sender got 202
+	resultForeignHostname = "foreign_hostname" // dropped: the page's hostname is not one of the site's; 202
 )
 
 type metrics struct {
@@ -31,7 +34,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "glimpse", Subsystem: "collector", Name: "events_total",
-			Help: "Events received, by result (accepted, bot, invalid, too_large, unsupported, bad_method, not_found, unavailable, error, client_gone). An accepted request counts once per site it names; a rejected one counts once.",
+			Help: "Events received, by result (accepted, bot, invalid, too_large, unsupported, bad_method, not_found, unavailable, error, client_gone, unknown_site, foreign_hostname). An accepted request counts once per site it names, and so does a site dropped as unknown_site or foreign_hostname; a rejected one counts once.",
 		}, []string{"result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "glimpse", Subsystem: "collector", Name: "request_duration_seconds",
@@ -48,7 +51,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "POST /api/event requests being handled right now.",
 		}),
 	}
-	for _, r := range []string{resultAccepted, resultBot, resultInvalid, resultTooLarge, resultUnsupported, resultMethod, resultNotFound, resultUnavailable, resultError, resultCanceled} {
+	for _, r := range []string{resultAccepted, resultBot, resultInvalid, resultTooLarge, resultUnsupported, resultMethod, resultNotFound, resultUnavailable, resultError, resultCanceled, resultUnknownSite, resultForeignHostname} {
 		m.events.WithLabelValues(r)
 	}
 	if reg == nil {

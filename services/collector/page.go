@@ -2,42 +2,20 @@ package collector
 
 import (
 	"errors"
-	"fmt"
 	"net/url"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/glimpse-analytics/glimpse/internal/event"
+	"github.com/glimpse-analytics/glimpse/internal/sites"
 )
 
 // NormalizeSite turns a site id as a sender may write it ("https://www.Example.com/") into
 // its canonical form ("example.com"): trimmed, lowercased, without scheme, "www." prefix or
 // trailing slash or dot. It rejects empty ids, ids longer than event.MaxSiteLen and ids with
-// characters no domain has (spaces, control characters, / ? # @ \ , ").
-func NormalizeSite(s string) (string, error) {
-	s = strings.TrimSpace(s)
-	if i := strings.Index(s, "://"); i >= 0 {
-		s = s[i+3:]
-	}
-	s = strings.ToLower(strings.TrimRight(s, "/"))
-	s = strings.TrimPrefix(s, "www.")
-	s = strings.TrimSuffix(s, ".")
-	if s == "" {
-		return "", errors.New("it is empty")
-	}
-	if len(s) > event.MaxSiteLen {
-		return "", fmt.Errorf("it is %d bytes; the limit is %d", len(s), event.MaxSiteLen)
-	}
-	if !utf8.ValidString(s) {
-		return "", errors.New("it is not valid UTF-8")
-	}
-	for _, r := range s {
-		if r <= ' ' || r == 0x7f || strings.ContainsRune(`/?#@\,"`, r) || r == utf8.RuneError {
-			return "", fmt.Errorf("it contains %q; a site id is a domain such as example.com", r)
-		}
-	}
-	return s, nil
-}
+// characters no domain has (spaces, control characters, / ? # @ \ , "). It is
+// sites.NormalizeDomain, so the site list and the collector agree on every id.
+func NormalizeSite(s string) (string, error) { return sites.NormalizeDomain(s) }
 
 // page is the part of an event that comes from the page URL.
 type page struct {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/glimpse-analytics/glimpse/internal/sites"
 )
 
 const pv = `{"n":"pageview","u":"https://example.com/","d":"example.com"}`
@@ -83,6 +85,9 @@ func TestVisitorIDCookieMode(t *testing.T) {
 
 func TestFleetAgreesOnVisitorIDs(t *testing.T) {
 	meta := newMemMeta()
+	if _, err := sites.NewDirectory(meta, sites.Options{}).Put(context.Background(), sites.Site{Domain: "example.com"}); err != nil {
+		t.Fatal(err)
+	}
 	mk := func() (*Collector, *fakeBus) {
 		b := &fakeBus{}
 		c, err := New(DefaultConfig(), Deps{Bus: b, Meta: meta, Now: func() time.Time { return day0 }, Metrics: prometheus.NewRegistry()})

@@ -29,6 +29,19 @@ type Config struct {
 	// ForceScan answers every query by scanning stored events, never from rollups. Meant for
 	// tests that compare both paths and for checking a suspicious rollup.
 	ForceScan bool
+	// Auth requires an API key (Authorization: Bearer) that covers the queried site, except
+	// for sites marked public. Keys are made with `glimpse keys create`.
+	Auth bool
+	// CacheBytes bounds the memory of the cache of past rollup buckets: the rows of one
+	// bucket (one day of the top pages, say) merged across shards and kept, so a dashboard
+	// that asks for the same past days again does not read and merge them again. 0 disables
+	// it. The cache is only used with a store that reports writes (the embedded Pebble store
+	// of glimpse all); every write to a cached bucket drops it, so answers never go stale.
+	CacheBytes int64
+	// CacheAfter is how long after a bucket ends it is cached: buckets that may still
+	// change often stay out of the cache, since each change drops them again. Set it to the
+	// processor's --processor.lateness, after which a bucket only changes on a replay.
+	CacheAfter time.Duration
 }
 
 // DefaultConfig returns the defaults the flags show.
@@ -40,6 +53,9 @@ func DefaultConfig() Config {
 		Timeout:       30 * time.Second,
 		MaxBodyBytes:  64 << 10,
 		VisitMargin:   time.Hour,
+		CacheBytes:    64 << 20,
+		CacheAfter:    48 * time.Hour,
+		Auth:          true,
 	}
 }
 
@@ -52,7 +68,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Timeout, "query.timeout", c.Timeout, "how long one query may take before it is answered with 503")
 	fs.Int64Var(&c.MaxBodyBytes, "query.max-body-bytes", c.MaxBodyBytes, "largest query body accepted, in bytes (larger gets 413)")
 	fs.DurationVar(&c.VisitMargin, "query.visit-margin", c.VisitMargin, "extra time scanned before and after the date range so visits crossing its edges are seen whole")
+	fs.Int64Var(&c.CacheBytes, "query.cache-bytes", c.CacheBytes, "memory for cached past rollup buckets, in bytes (0 disables the cache)")
+	fs.DurationVar(&c.CacheAfter, "query.cache-after", c.CacheAfter, "cache rollup buckets that ended longer ago than this (match --processor.lateness)")
 	fs.BoolVar(&c.ForceScan, "query.force-scan", c.ForceScan, "answer every query by scanning stored events instead of rollups (slow; for checks)")
+	fs.BoolVar(&c.Auth, "query.auth", c.Auth, "require an API key (Authorization: Bearer, made with \"glimpse keys create\") covering the queried site, except for public sites")
 }
 
 // Validate reports settings that cannot work.
@@ -75,6 +94,12 @@ func (c Config) Validate() error {
 	}
 	if c.VisitMargin < 0 {
 		errs = append(errs, fmt.Errorf("query.visit-margin must not be negative, got %s", c.VisitMargin))
+	}
+	if c.CacheBytes < 0 {
+		errs = append(errs, fmt.Errorf("query.cache-bytes must not be negative, got %d", c.CacheBytes))
+	}
+	if c.CacheAfter < 0 {
+		errs = append(errs, fmt.Errorf("query.cache-after must not be negative, got %s", c.CacheAfter))
 	}
 	return errors.Join(errs...)
 }

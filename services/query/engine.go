@@ -43,63 +43,6 @@ func (s *Service) Execute(ctx context.Context, q *Query) (*Response, error) {
 // ctxCheckEvery is how many rows or events pass between checks of the request's context.
 const ctxCheckEvery = 4096
 
-// rollup answers q by adding up rollup rows: counts are summed and visitor sketches merged
-// across shards, buckets and (when a filter selects several) values.
-func (s *Service) rollup(ctx context.Context, q *Query, p plan, meta *Meta) (*groups, error) {
-	g := newGroups(q, false)
-	from, to := q.Range.From.Unix(), q.Range.To.Unix()
-	tdIdx, dimIdx := -1, -1
-	for i, d := range q.Dimensions {
-		switch {
-		case isTimeDim(d):
-			tdIdx = i
-		case d == p.dimension:
-			dimIdx = i
-		}
-	}
-	var td string
-	if tdIdx >= 0 {
-		td = q.Dimensions[tdIdx]
-	}
-	labels := map[int64]string{}
-	rr := store.RowRange{Site: q.SiteID, Granularity: p.gran, Dimension: p.dimension, From: from, To: to, Values: p.values}
-	var read int64
-	err := s.store.ScanRows(ctx, rr, func(r store.Row) error {
-		read++
-		if read%ctxCheckEvery == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		if r.Bucket < from || r.Bucket >= to || r.Site != q.SiteID || r.Dimension != p.dimension {
-			return nil
-		}
-		if p.rowFilter != nil && !p.rowFilter.Match(r.Value) {
-			return nil
-		}
-		var k gkey
-		if tdIdx >= 0 {
-			b := bucketStart(td, r.Bucket)
-			l, ok := labels[b]
-			if !ok {
-				l = formatLabel(td, b)
-				labels[b] = l
-			}
-			k[tdIdx] = l
-		}
-		if dimIdx >= 0 {
-			k[dimIdx] = r.Value
-		}
-		if err := g.get(k).addRow(&r.Aggregate); err != nil {
-			return fmt.Errorf("rollup row (%s, dimension %q, bucket %d, value %q, shard %d): %w", p.gran, p.dimension, r.Bucket, r.Value, r.Shard, err)
-		}
-		return nil
-	})
-	meta.RowsRead = read
-	s.metrics.rowsRead.Add(float64(read))
-	return g, err
-}
-
 // errScanLimit stops a scan that would read more than Config.MaxScanEvents events.
 var errScanLimit = errors.New("scan limit reached")
 
@@ -401,17 +344,19 @@ func (s *Service) RealtimeVisitors(ctx context.Context, site string) (int64, err
 	now := s.now().UTC()
 	end := now.Truncate(time.Minute).Add(time.Minute)
 	from := end.Add(-RealtimeVisitorsWindow)
-	sk := sketch.New()
-	var read int64
-	err := s.store.ScanRows(ctx, store.RowRange{
+	var (
+		sk   sketch.Union
+		read int64
+	)
+	err := s.visitRows(ctx, store.RowRange{
 		Site: site, Granularity: store.Minute, Dimension: store.TotalsDimension,
 		From: from.Unix(), To: end.Unix(),
-	}, func(r store.Row) error {
+	}, func(r *store.Row) error {
 		read++
 		if r.Site != site || r.Dimension != store.TotalsDimension || r.Bucket < from.Unix() || r.Bucket >= end.Unix() {
 			return nil
 		}
-		return sk.MergeBinary(r.Visitors)
+		return sk.Add(r.Visitors)
 	})
 	s.metrics.rowsRead.Add(float64(read))
 	if err != nil {

@@ -41,6 +41,7 @@ type testService struct {
 func newTestService(t testing.TB, st store.Store, mutate ...func(*Config)) testService {
 	t.Helper()
 	cfg := DefaultConfig()
+	cfg.Auth = false // auth_test.go tests it
 	for _, m := range mutate {
 		m(&cfg)
 	}

@@ -18,6 +18,9 @@ type metrics struct {
 	latency       *prometheus.HistogramVec // endpoint, path
 	rowsRead      prometheus.Counter
 	eventsScanned prometheus.Counter
+
+	cacheHits, cacheMisses, cacheEvictions, cacheInvalidations prometheus.Counter
+	cacheBytes                                                 prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -39,11 +42,32 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "glimpse_query_events_scanned_total",
 			Help: "Stored events read from the store by queries answered on the scan path.",
 		}),
+		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "glimpse_query_cache_hits_total",
+			Help: "Rollup buckets answered from the query cache of past buckets.",
+		}),
+		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "glimpse_query_cache_misses_total",
+			Help: "Past rollup buckets read from the store to be cached.",
+		}),
+		cacheEvictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "glimpse_query_cache_evictions_total",
+			Help: "Cached buckets evicted to stay within query.cache-bytes.",
+		}),
+		cacheInvalidations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "glimpse_query_cache_invalidations_total",
+			Help: "Cached buckets dropped because rows of them were written again.",
+		}),
+		cacheBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "glimpse_query_cache_bytes",
+			Help: "Approximate memory held by the query cache of past buckets.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.rowsRead, m.eventsScanned} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.rowsRead, m.eventsScanned,
+		m.cacheHits, m.cacheMisses, m.cacheEvictions, m.cacheInvalidations, m.cacheBytes} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("query metrics: %w", err)
 		}

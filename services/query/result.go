@@ -35,6 +35,9 @@ type Meta struct {
 	// RowsRead counts rollup rows read, EventsScanned stored events read.
 	RowsRead      int64 `json:"rows_read"`
 	EventsScanned int64 `json:"events_scanned"`
+	// BucketsCached counts rollup buckets answered from the query service's cache of past
+	// buckets instead of being read (see Config.CacheBytes).
+	BucketsCached int `json:"buckets_cached,omitempty"`
 	// TotalRows is the number of result rows before limit and offset.
 	TotalRows  int      `json:"total_rows"`
 	TimeLabels []string `json:"time_labels,omitempty"`

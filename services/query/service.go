@@ -47,6 +47,7 @@ type Service struct {
 
 	cache     *rollupCache // nil when disabled or the store cannot report writes
 	stopWatch func()
+	auth      *authorizer // nil when Config.Auth is off
 }
 
 // New builds a query service.
@@ -68,6 +69,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, store: deps.Store, log: deps.Log, now: deps.Now, metrics: m}
+	if cfg.Auth {
+		s.auth = newAuthorizer(deps.Store, deps.Now)
+	}
 	if w, ok := deps.Store.(rowWatcher); ok && cfg.CacheBytes > 0 {
 		s.cache = newRollupCache(cfg.CacheBytes, m)
 		s.stopWatch = w.WatchRows(s.cache.invalidate)
@@ -179,6 +183,10 @@ func (s *Service) handleQuery(w http.ResponseWriter, r *http.Request) {
 		fail(code, msg)
 		return
 	}
+	if status, msg := s.authorize(w, r, q.SiteID); status != 0 {
+		fail(status, msg)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 	defer cancel()
 	resp, err := s.Execute(ctx, q)
@@ -222,6 +230,11 @@ func (s *Service) handleRealtime(w http.ResponseWriter, r *http.Request) {
 	if site == "" || len(site) > event.MaxSiteLen {
 		code = http.StatusBadRequest
 		writeError(w, code, fmt.Sprintf("site_id is required: GET %s?site_id=example.com", RealtimePath))
+		return
+	}
+	if status, msg := s.authorize(w, r, site); status != 0 {
+		code = status
+		writeError(w, code, msg)
 		return
 	}
 	path = PathRollup

@@ -21,7 +21,7 @@ sleep 0.3
 kill %1; wait %1 2>/dev/null || true
 
 echo "== glimpse all (embedded bus and store, durable writes)"
-"$work/glimpse" all --addr=127.0.0.1:18080 --data-dir="$work/data" --log.level=warn --gateway.rate-limit.site-events=0 --gateway.rate-limit.ip=0 &
+"$work/glimpse" all --addr=127.0.0.1:18080 --data-dir="$work/data" --log.level=warn --query.auth=false --gateway.rate-limit.site-events=0 --gateway.rate-limit.ip=0 &
 wait_http http://127.0.0.1:18080/readyz
 "$work/glimpse" loadgen --target=http://127.0.0.1:18080 --events="$events" --concurrency="$conc" --sites=bench.example --seed=1 --expect > "$work/run.txt"
 head -2 "$work/run.txt"

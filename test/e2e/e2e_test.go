@@ -47,7 +47,10 @@ func TestEndToEnd(t *testing.T) {
 		// the README's example: curl -X POST .../api/v1/query -d '{...}' (curl's default
 		// content type is application/x-www-form-urlencoded)
 		body := `{"site_id":"e2e-one.example","metrics":["visitors","visits","pageviews","bounce_rate","visit_duration"],"date_range":"day"}`
-		resp, err := http.Post(in.BaseURL+"/api/v1/query", "application/x-www-form-urlencoded", strings.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, in.BaseURL+"/api/v1/query", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", "Bearer "+in.Key)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"syscall"
 	"testing"
@@ -43,8 +44,34 @@ type instance struct {
 	t       *testing.T
 	cmd     *exec.Cmd
 	BaseURL string
+	Key     string // admin API key of the data directory (see adminKey)
 	logs    *syncBuffer
 	done    chan struct{}
+}
+
+// adminKeys remembers the admin API key `glimpse all` printed on the first start on each
+// data directory: later starts on the same data do not print it again.
+var adminKeys sync.Map // data directory → key
+
+var keyLink = regexp.MustCompile(`/#key=(glk_[A-Za-z0-9_-]+)`)
+
+// adminKey reads the key from the dashboard link of the welcome output (the output may
+// reach the buffer shortly after /readyz answers), or remembers it from an earlier start.
+func (in *instance) adminKey(dataDir string) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m := keyLink.FindStringSubmatch(in.logs.String()); m != nil {
+			adminKeys.Store(dataDir, m[1])
+		}
+		if k, ok := adminKeys.Load(dataDir); ok {
+			in.Key = k.(string)
+			return
+		}
+		if time.Now().After(deadline) {
+			return // query.auth is off, or the key was made another way
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 type syncBuffer struct {
@@ -97,6 +124,7 @@ func start(t *testing.T, addr, dataDir string, extra ...string) *instance {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
+				in.adminKey(dataDir)
 				return in
 			}
 		}
@@ -144,7 +172,12 @@ type queryResult struct {
 func (in *instance) query(t *testing.T, q map[string]any) queryResult {
 	t.Helper()
 	body, _ := json.Marshal(q)
-	resp, err := http.Post(in.BaseURL+"/api/v1/query", "application/json", bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, in.BaseURL+"/api/v1/query", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if in.Key != "" {
+		req.Header.Set("Authorization", "Bearer "+in.Key)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("query: %v", err)
 	}

@@ -55,7 +55,8 @@ export function glimpseBinary() {
   return out
 }
 
-// startGlimpse runs `glimpse all` on a free 127.0.0.1 port with a fresh data directory.
+// startGlimpse runs `glimpse all` on a free 127.0.0.1 port with a fresh data directory. The
+// admin API key it prints on its first start (in the dashboard link) is `key`; `query` sends it.
 export async function startGlimpse() {
   const bin = glimpseBinary()
   const port = await freePort()
@@ -68,25 +69,30 @@ export async function startGlimpse() {
     '--processor.flush-interval=100ms',
     '--processor.checkpoint-interval=1s',
     '--log.level=warn',
-  ], { stdio: ['ignore', 'inherit', 'inherit'] })
+  ], { stdio: ['ignore', 'inherit', 'pipe'] })
   let exited = null
+  let output = ''
+  proc.stderr.on('data', (chunk) => { output += chunk; process.stderr.write(chunk) })
   proc.on('exit', (code, signal) => { exited = { code, signal } })
   const deadline = Date.now() + 20_000
+  let key = null
   for (;;) {
     if (exited) throw new Error(`glimpse exited at start: ${JSON.stringify(exited)}`)
+    key = output.match(/\/#key=(glk_[\w-]+)/)?.[1]
     try {
-      const r = await fetch(`${url}/api/v1/realtime?site_id=probe.test`)
-      if (r.ok) break
+      const r = await fetch(`${url}/readyz`)
+      if (r.ok && key) break
     } catch {}
-    if (Date.now() > deadline) throw new Error('glimpse did not answer within 20s')
+    if (Date.now() > deadline) throw new Error('glimpse did not answer, or print its dashboard link, within 20s')
     await sleep(100)
   }
   const api = {
     url,
+    key,
     async query(body, { format } = {}) {
       const r = await fetch(`${url}/api/v1/query${format ? `?format=${format}` : ''}`, {
         method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${key}` },
         body: JSON.stringify(body),
       })
       const text = await r.text()
