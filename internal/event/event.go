@@ -17,8 +17,15 @@ import (
 // Bump it whenever a field changes meaning or a new field must not be ignored.
 const Version byte = 1
 
-// PageviewName is the event name of a page view; every other name is a custom event.
+// PageviewName is the event name of a page view; every other name but EngagementName is a
+// custom event.
 const PageviewName = "pageview"
+
+// EngagementName is the event name under which trackers report how long a page was visible
+// ("e"). An engagement event is not a custom event: it is counted in no metric and no
+// breakdown, never starts a visit, and only extends the visit it belongs to (see
+// docs/metrics.md).
+const EngagementName = "engagement"
 
 // Limits every collector enforces before an event reaches the bus.
 const (
@@ -30,6 +37,7 @@ const (
 	MaxPropKeyLen  = 300
 	MaxPropValLen  = 2000
 	MaxCurrencyLen = 3
+	MaxIDLen       = 64 // event id ("eid"): 1 to 64 printable ASCII characters, no spaces
 )
 
 // Event is one enriched page view or custom event. It holds no IP address: the visitor id is
@@ -68,6 +76,12 @@ type Event struct {
 	Interactive bool `json:"i,omitempty"`
 	// EngagementMS is visible time on the page reported by the tracker when the page is hidden.
 	EngagementMS int64 `json:"eng,omitempty"`
+
+	// ID is the sender's id of the event ("eid"), the same on every resend of it; empty when
+	// the sender gave none. The processor drops an event whose id was already seen in the
+	// open visit of its site and visitor, so a resent event counts once. Older processors
+	// ignore it.
+	ID string `json:"eid,omitempty"`
 }
 
 // Revenue attached to a custom event. Amount is a decimal string so no precision is lost
@@ -79,6 +93,10 @@ type Revenue struct {
 
 // IsPageview reports whether e is a page view.
 func (e *Event) IsPageview() bool { return e.Name == PageviewName }
+
+// IsEngagement reports whether e is an engagement event (neither a page view nor a custom
+// event).
+func (e *Event) IsEngagement() bool { return e.Name == EngagementName }
 
 // Key is the bus key of an event: site + visitor id. It keeps one visitor's events in one
 // partition so exactly one processor owns that visitor's sessions.

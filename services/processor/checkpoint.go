@@ -16,7 +16,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/internal/store"
 )
 
-// Checkpoint format, version 1.
+// Checkpoint format: head version 1, body versions 1 and 2.
 //
 // The head value at CheckpointKey is
 //
@@ -30,7 +30,8 @@ import (
 //
 // The body is
 //
-//	byte     bodyVersion (1)
+//	byte     body version: 2, or 1 when no open visit holds an event id (the version-1
+//	         layout has no ids; a processor that reads only version 1 can resume from it)
 //	varint   next offset
 //	byte     1 if a watermark follows; varint watermark (Unix ms)
 //	uvarint  string count, then each string as uvarint length + bytes
@@ -43,12 +44,15 @@ import (
 //	  uvarint hour count, then per hour: uvarint (hour - start hour)/3600,
 //	                                     uvarint page views, uvarint events
 //	  uvarint value count, then per value: uvarint dimension, uvarint value
+//	  version 2 only: uvarint id count (≤ MaxVisitEventIDs), then per id, oldest first:
+//	                  8 bytes big-endian eventIDHash of the event id
 //	uint32   CRC-32 (IEEE) of everything before it
 //
 // The rows-high mark at <key>/rows-high is byte 1 followed by a varint offset.
 const (
 	headVersion    = 1
-	bodyVersion    = 1
+	bodyVersion    = 2 // the newest body version; bodyV1 is still read, and written when it can hold the state
+	bodyV1         = 1
 	highVersion    = 1
 	ckptChunkBytes = 256 << 10
 )
@@ -272,6 +276,10 @@ func (p *Partition) encode() []byte {
 	slices.SortFunc(sessions, func(a, b *session) int {
 		return cmp.Or(strings.Compare(a.site, b.site), cmp.Compare(a.vid, b.vid))
 	})
+	version := byte(bodyV1)
+	if slices.ContainsFunc(sessions, func(s *session) bool { return len(s.ids) > 0 }) {
+		version = bodyVersion
+	}
 
 	var sb []byte
 	sb = binary.AppendUvarint(sb, uint64(len(sessions)))
@@ -303,9 +311,15 @@ func (p *Partition) encode() []byte {
 			sb = binary.AppendUvarint(sb, idx(v.dim))
 			sb = binary.AppendUvarint(sb, idx(v.value))
 		}
+		if version >= 2 {
+			sb = binary.AppendUvarint(sb, uint64(len(s.ids)))
+			for _, h := range s.ids {
+				sb = binary.BigEndian.AppendUint64(sb, h)
+			}
+		}
 	}
 
-	b := []byte{bodyVersion}
+	b := []byte{version}
 	b = binary.AppendVarint(b, p.last+1)
 	if p.seen {
 		b = append(b, 1)
@@ -370,6 +384,16 @@ func (d *decoder) byte() byte {
 	return c
 }
 
+func (d *decoder) uint64() uint64 {
+	if d.err != nil || len(d.b) < 8 {
+		d.fail()
+		return 0
+	}
+	v := binary.BigEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	return v
+}
+
 func (d *decoder) count(max uint64) int {
 	n := d.uvarint()
 	if n > max || n > uint64(len(d.b)) {
@@ -386,8 +410,9 @@ func (p *Partition) decode(body []byte) error {
 	if len(body) < 5 {
 		return bad(errors.New("too short"))
 	}
-	if body[0] != bodyVersion {
-		return bad(fmt.Errorf("body version %d, this binary reads %d (upgrade the processor)", body[0], bodyVersion))
+	version := body[0]
+	if version != bodyV1 && version != bodyVersion {
+		return bad(fmt.Errorf("body version %d, this binary reads %d to %d (upgrade the processor)", version, bodyV1, bodyVersion))
 	}
 	n := len(body) - 4
 	if crc32.ChecksumIEEE(body[:n]) != binary.BigEndian.Uint32(body[n:]) {
@@ -442,6 +467,14 @@ func (p *Partition) decode(body []byte) error {
 		for range nv {
 			dim := str()
 			s.addValue(dimValue{dim, str()}, noHour)
+		}
+		if version >= 2 {
+			if n := d.count(MaxVisitEventIDs); n > 0 {
+				s.ids = make([]uint64, n)
+				for i := range s.ids {
+					s.ids[i] = d.uint64()
+				}
+			}
 		}
 		if d.err != nil {
 			break

@@ -304,19 +304,25 @@ func wantRows(t *testing.T, got map[store.RowKey]agg, want map[store.RowKey]agg)
 // ---- the oracle: docs/metrics.md applied to a whole, time-ordered event list ----
 
 // oracle computes every rollup row from complete visits, the way a batch job would: it
-// sorts each visitor's events by time and cuts visits at gaps over 30 minutes.
+// sorts each visitor's events by time and cuts visits at gaps over 30 minutes. An
+// engagement event that would start a visit belongs to none.
 func oracle(evs []*event.Event) map[store.RowKey]agg {
 	sorted := slices.Clone(evs)
 	slices.SortStableFunc(sorted, func(a, b *event.Event) int {
 		return cmp.Or(strings.Compare(a.Site, b.Site), cmp.Compare(a.VisitorID, b.VisitorID), cmp.Compare(a.Time, b.Time))
 	})
 	var visits []oracleVisit
-	for i, e := range sorted {
-		if i == 0 || sorted[i-1].Site != e.Site || sorted[i-1].VisitorID != e.VisitorID || e.Time-sorted[i-1].Time > visitTimeoutMS {
+	var prev *event.Event // last event of the current visit
+	for _, e := range sorted {
+		if prev == nil || prev.Site != e.Site || prev.VisitorID != e.VisitorID || e.Time-prev.Time > visitTimeoutMS {
+			if e.IsEngagement() {
+				continue
+			}
 			visits = append(visits, oracleVisit{start: e.Time})
 		}
 		v := &visits[len(visits)-1]
 		v.events = append(v.events, e)
+		prev = e
 	}
 	return rowsOfVisits(visits)
 }
@@ -347,7 +353,8 @@ type oracleVisit struct {
 	events []*event.Event
 }
 
-// rowsOfVisits applies docs/metrics.md to complete visits.
+// rowsOfVisits applies docs/metrics.md to complete visits. Engagement events only make
+// their visit last until their time.
 func rowsOfVisits(visits []oracleVisit) map[store.RowKey]agg {
 	type acc struct {
 		agg
@@ -369,6 +376,10 @@ func rowsOfVisits(visits []oracleVisit) map[store.RowKey]agg {
 		pvs, interactive := 0, false
 		last := ov.start
 		for _, e := range v {
+			last = max(last, e.Time)
+			if e.IsEngagement() {
+				continue
+			}
 			if e.IsPageview() {
 				if pvs == 0 {
 					info.EntryPage = e.Path
@@ -378,8 +389,8 @@ func rowsOfVisits(visits []oracleVisit) map[store.RowKey]agg {
 			} else if e.Interactive {
 				interactive = true
 			}
-			last = max(last, e.Time)
 		}
+		counted := slices.DeleteFunc(slices.Clone(v), (*event.Event).IsEngagement)
 		var bounce int64
 		if pvs == 1 && !interactive {
 			bounce = 1
@@ -407,7 +418,7 @@ func rowsOfVisits(visits []oracleVisit) map[store.RowKey]agg {
 				case d == store.TotalsDimension:
 					vals = []string{""}
 				case dims.IsEvent(d):
-					for _, e := range v {
+					for _, e := range counted {
 						if isProp {
 							if _, ok := e.Props[d[len(dims.PropsPrefix):]]; !ok {
 								continue
@@ -427,7 +438,7 @@ func rowsOfVisits(visits []oracleVisit) map[store.RowKey]agg {
 					a.Bounces += bounce
 					a.DurationMS += dur
 				}
-				for _, e := range v {
+				for _, e := range counted {
 					val := ""
 					switch {
 					case d == store.TotalsDimension:

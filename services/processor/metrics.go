@@ -11,6 +11,8 @@ import (
 type metrics struct {
 	processed    prometheus.Counter
 	lateDropped  prometheus.Counter
+	duplicates   prometheus.Counter
+	engDropped   prometheus.Counter
 	undecodable  prometheus.Counter
 	flushSeconds prometheus.Histogram
 	rowsWritten  prometheus.Counter
@@ -31,6 +33,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		lateDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "glimpse_processor_late_events_dropped_total",
 			Help: "Events dropped because they were older than the lateness allowed behind the newest event of their partition.",
+		}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "glimpse_processor_duplicates_dropped_total",
+			Help: "Events dropped as resends: their event id (eid) was already seen in the open visit of their site and visitor.",
+		}),
+		engDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "glimpse_processor_engagement_dropped_total",
+			Help: "Engagement events dropped because their visitor had no open visit for them to extend.",
 		}),
 		undecodable: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "glimpse_processor_undecodable_messages_total",
@@ -75,6 +85,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.processed = register(reg, m.processed)
 	m.lateDropped = register(reg, m.lateDropped)
+	m.duplicates = register(reg, m.duplicates)
+	m.engDropped = register(reg, m.engDropped)
 	m.undecodable = register(reg, m.undecodable)
 	m.flushSeconds = register(reg, m.flushSeconds)
 	m.rowsWritten = register(reg, m.rowsWritten)

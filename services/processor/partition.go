@@ -91,10 +91,13 @@ type Partition struct {
 type Stats struct {
 	Processed   int64 // events folded in
 	LateDropped int64 // events older than watermark - lateness
+	Duplicates  int64 // resends: events whose id their open visit had already seen
 	Skipped     int64 // offsets skipped (undecodable messages)
 	RowsWritten int64
 	Flushes     int64
 	Checkpoints int64
+
+	EngagementDropped int64 // engagement events without an open visit to extend
 }
 
 // OpenPartition loads the checkpoint of shard (partition number) of cfg.Topic/cfg.Group
@@ -178,7 +181,9 @@ func (p *Partition) Skip(offset int64) {
 
 // Apply folds the event at offset into the partition's visits and rows. Offsets must
 // increase; an offset at or below the last one applied is ignored. It returns false when
-// the event was not counted (a repeated offset, or later than the lateness allows).
+// the event was not counted: a repeated offset, later than the lateness allows, a resend
+// (an event id the open visit has already seen: it changes nothing, not even the
+// watermark), or an engagement event without an open visit to extend.
 // Apply does not read the store: rows it has not seen yet are loaded by the next Flush
 // (or Resolve), and ev is not kept or modified.
 func (p *Partition) Apply(offset int64, ev *event.Event) bool {
@@ -191,6 +196,16 @@ func (p *Partition) Apply(offset int64, ev *event.Event) bool {
 		p.stats.LateDropped++
 		return false
 	}
+	var idHash uint64
+	if ev.ID != "" {
+		idHash = eventIDHash(ev.ID)
+		// only a visit that would take the event can have seen it
+		if s := p.sessions[visitorKey{ev.Site, ev.VisitorID}]; s != nil &&
+			!p.ended(s, t, max(p.watermark, t)) && t >= s.start-visitTimeoutMS && s.seenID(idHash) {
+			p.stats.Duplicates++
+			return false
+		}
+	}
 	if !p.seen || t > p.watermark {
 		p.watermark, p.seen = t, true
 	}
@@ -201,10 +216,16 @@ func (p *Partition) Apply(offset int64, ev *event.Event) bool {
 	// event is more than 30 minutes (plus grace) past its last one: deciding on the
 	// watermark rather than on when the session happens to be evicted keeps a replay
 	// deterministic.
-	if s != nil && (t > s.last+visitTimeoutMS || p.watermark-s.last > visitTimeoutMS+p.graceMS) {
+	if s != nil && p.ended(s, t, p.watermark) {
 		p.closeSession(s)
 		delete(p.sessions, key)
 		s = nil
+	}
+	if ev.IsEngagement() && (s == nil || t < s.start-visitTimeoutMS) {
+		// An engagement event only extends the visit of the page it reports on: it never
+		// starts one, so without an open visit to extend it counts nowhere.
+		p.stats.EngagementDropped++
+		return false
 	}
 	isNew, transient := false, false
 	switch {
@@ -222,6 +243,9 @@ func (p *Partition) Apply(offset int64, ev *event.Event) bool {
 	// joins the visit at its start, so no event of a visit is ever before SessionStart.
 	t = max(t, s.start)
 
+	if ev.ID != "" {
+		s.rememberID(idHash)
+	}
 	p.fold(s, ev, t, isNew)
 	p.keep(s, ev, t)
 	if transient {
@@ -231,8 +255,21 @@ func (p *Partition) Apply(offset int64, ev *event.Event) bool {
 	return true
 }
 
+// ended reports whether visit s can no longer take an event at time t when the
+// partition's newest event time is watermark (see Apply).
+func (p *Partition) ended(s *session, t, watermark int64) bool {
+	return t > s.last+visitTimeoutMS || watermark-s.last > visitTimeoutMS+p.graceMS
+}
+
 // fold applies the effects of one event (at time t, already clamped) on the rollups.
 func (p *Partition) fold(s *session, ev *event.Event, t int64, isNew bool) {
+	if ev.IsEngagement() {
+		// Not a page view or a custom event: no counts, no visitor, no breakdown value. The
+		// visitor was still there at t, so the visit lasts at least until then.
+		s.last = max(s.last, t)
+		p.catchUp(s)
+		return
+	}
 	pageview := ev.IsPageview()
 	entry0, exit0 := s.entry, s.exit
 	if pageview {
@@ -307,10 +344,15 @@ func (p *Partition) fold(s *session, ev *event.Event, t int64, isNew bool) {
 	}
 	s.countHour(hour, pageview)
 
-	// The visit (new, or its bounce and duration changed) reaches the visit rows at the
-	// next flush, once for all its events since the last one: no row the store holds can
-	// be newer than them. Events the store may already hold (a replay) settle one by one,
-	// each under its own offset.
+	p.catchUp(s)
+}
+
+// catchUp makes the visit rows follow the visit after an event changed it. The visit
+// (new, or its bounce and duration changed) reaches the visit rows at the next flush, once
+// for all its events since the last one: no row the store holds can be newer than them.
+// Events the store may already hold (a replay) settle one by one, each under its own
+// offset.
+func (p *Partition) catchUp(s *session) {
 	if s.behind() {
 		if p.cur <= p.rowsHigh {
 			p.settleVisit(s)
@@ -623,6 +665,8 @@ func (p *Partition) report() {
 	r := p.reported
 	p.m.processed.Add(float64(d.Processed - r.Processed))
 	p.m.lateDropped.Add(float64(d.LateDropped - r.LateDropped))
+	p.m.duplicates.Add(float64(d.Duplicates - r.Duplicates))
+	p.m.engDropped.Add(float64(d.EngagementDropped - r.EngagementDropped))
 	p.m.rowsWritten.Add(float64(d.RowsWritten - r.RowsWritten))
 	p.reported = d
 	p.m.openSessions.Add(float64(len(p.sessions) - p.repSess))

@@ -25,6 +25,12 @@ const visitTimeoutMS = int64(VisitTimeout / time.Millisecond)
 // the bound also caps what one endless visit can cost.
 const MaxVisitValues = 256
 
+// MaxVisitEventIDs is how many event ids (see event.Event.ID) a visit remembers: those of
+// its latest events that carried one. An event whose id is among them is a resend and is
+// dropped. A resend comes seconds after the original, so a short memory is enough; the
+// bound caps what it costs per open visit (8 bytes an id, in memory and in checkpoints).
+const MaxVisitEventIDs = 32
+
 // visitDims are the rolled-up dimensions that belong to the visit, eventDims those that
 // belong to the single event (event:props:<key> comes on top, from each event's props).
 var visitDims, eventDims = splitRolled()
@@ -88,6 +94,8 @@ type session struct {
 
 	first *event.Event // visit attributes of the first event (only those fields are set)
 
+	ids []uint64 // eventIDHash of the ids of the latest events that had one, oldest first
+
 	hours  []hourCount // sorted by hour
 	values []countedValue
 	index  map[dimValue]int // position in values, once values grows
@@ -116,6 +124,32 @@ func (s *session) bounce() int64 {
 }
 
 func (s *session) duration() int64 { return s.last - s.start }
+
+// seenID reports whether an event of the visit had the id whose hash is h.
+func (s *session) seenID(h uint64) bool { return slices.Contains(s.ids, h) }
+
+// rememberID records the id hash h of an event of the visit, forgetting the oldest beyond
+// MaxVisitEventIDs.
+func (s *session) rememberID(h uint64) {
+	if len(s.ids) == MaxVisitEventIDs {
+		copy(s.ids, s.ids[1:])
+		s.ids[len(s.ids)-1] = h
+		return
+	}
+	s.ids = append(s.ids, h)
+}
+
+// eventIDHash is the 64-bit FNV-1a hash of an event id. Visits remember ids by it (and
+// checkpoints store it), so it must never change. A new id is taken for one the visit
+// remembers with a probability of at most 2^-59.
+func eventIDHash(id string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(id); i++ {
+		h ^= uint64(id[i])
+		h *= 1099511628211
+	}
+	return h
+}
 
 // applied is what the visit rows hold for this visit.
 func (s *session) applied() counts {

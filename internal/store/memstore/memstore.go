@@ -48,6 +48,9 @@ type eventKey struct {
 
 // Store is a concurrency-safe in-memory store.Store. The zero value is not usable; call New.
 type Store struct {
+	watchMu  sync.RWMutex
+	watchers map[*rowWatcher]struct{}
+
 	mu     sync.RWMutex
 	closed bool
 	rows   map[partition]map[clustering]store.Row
@@ -107,8 +110,8 @@ func (s *Store) WriteRows(ctx context.Context, rows []store.Row) error {
 		copied[i] = cloneRow(r)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return ErrClosed
 	}
 	for _, r := range copied {
@@ -120,7 +123,37 @@ func (s *Store) WriteRows(ctx context.Context, rows []store.Row) error {
 		}
 		m[clustering{r.Bucket, r.Value, r.Shard}] = r
 	}
+	s.mu.Unlock()
+	s.notifyRows(copied)
 	return nil
+}
+
+type rowWatcher struct{ fn func([]store.Row) }
+
+// WatchRows calls fn with the rows of every later successful WriteRows, once they are
+// visible to readers, on the writer's goroutine: fn must be quick and must not keep or
+// modify the rows. stop ends the watch.
+func (s *Store) WatchRows(fn func([]store.Row)) (stop func()) {
+	w := &rowWatcher{fn: fn}
+	s.watchMu.Lock()
+	if s.watchers == nil {
+		s.watchers = map[*rowWatcher]struct{}{}
+	}
+	s.watchers[w] = struct{}{}
+	s.watchMu.Unlock()
+	return func() {
+		s.watchMu.Lock()
+		delete(s.watchers, w)
+		s.watchMu.Unlock()
+	}
+}
+
+func (s *Store) notifyRows(rows []store.Row) {
+	s.watchMu.RLock()
+	defer s.watchMu.RUnlock()
+	for w := range s.watchers {
+		w.fn(rows)
+	}
 }
 
 // GetRows returns the stored rows for keys; missing keys are absent.
@@ -189,6 +222,55 @@ func (s *Store) ScanRows(ctx context.Context, r store.RowRange, fn func(store.Ro
 			}
 		}
 		if err := fn(row); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// VisitRows is ScanRows without copies: fn gets a row whose Visitors is the stored slice.
+// It is valid only until fn returns and must not be modified. Like ScanRows, the rows are
+// collected first, so fn may call back into the store.
+func (s *Store) VisitRows(ctx context.Context, r store.RowRange, fn func(*store.Row) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var want map[string]struct{}
+	if len(r.Values) > 0 {
+		want = make(map[string]struct{}, len(r.Values))
+		for _, v := range r.Values {
+			want[v] = struct{}{}
+		}
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	var rows []store.Row
+	for c, row := range s.rows[partition{r.Site, r.Granularity, r.Dimension}] {
+		if c.bucket < r.From || c.bucket >= r.To {
+			continue
+		}
+		if want != nil {
+			if _, ok := want[c.value]; !ok {
+				continue
+			}
+		}
+		rows = append(rows, row) // stored rows are never changed in place: WriteRows replaces them
+	}
+	s.mu.RUnlock()
+
+	slices.SortFunc(rows, func(a, b store.Row) int {
+		return compareClustering(clustering{a.Bucket, a.Value, a.Shard}, clustering{b.Bucket, b.Value, b.Shard})
+	})
+	for i := range rows {
+		if i%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if err := fn(&rows[i]); err != nil {
 			return err
 		}
 	}

@@ -53,3 +53,42 @@ func TestUnknownGranularity(t *testing.T) {
 		t.Error("WriteRows with granularity 9 succeeded, want an error")
 	}
 }
+
+func TestVisitRowsAndWatchRows(t *testing.T) {
+	s := memstore.New()
+	defer s.Close()
+	ctx := context.Background()
+	var watched int
+	stop := s.WatchRows(func(rows []store.Row) { watched += len(rows) })
+	var rows []store.Row
+	for b := int64(0); b < 3; b++ {
+		for _, v := range []string{"/b", "/a"} {
+			rows = append(rows, store.Row{RowKey: store.RowKey{Site: "m", Granularity: store.Hour, Bucket: 3600 * b, Value: v}, Aggregate: store.Aggregate{Pageviews: b, Visitors: []byte{1, byte(b)}}})
+		}
+	}
+	if err := s.WriteRows(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if err := s.WriteRows(ctx, rows[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if watched != len(rows) {
+		t.Errorf("watched %d rows, want %d", watched, len(rows))
+	}
+	rr := store.RowRange{Site: "m", Granularity: store.Hour, From: 3600, To: 3 * 3600, Values: []string{"/a"}}
+	var scanned, visited []store.Row
+	if err := s.ScanRows(ctx, rr, func(r store.Row) error { scanned = append(scanned, r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.VisitRows(ctx, rr, func(r *store.Row) error { visited = append(visited, *r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(scanned) != 2 || len(visited) != 2 || scanned[0].Bucket != visited[0].Bucket || scanned[1].Value != visited[1].Value || string(scanned[1].Visitors) != string(visited[1].Visitors) {
+		t.Errorf("ScanRows %+v, VisitRows %+v", scanned, visited)
+	}
+	s.Close()
+	if err := s.VisitRows(ctx, rr, func(*store.Row) error { return nil }); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("VisitRows on a closed store: %v", err)
+	}
+}

@@ -3,6 +3,7 @@ package pebblestore
 import (
 	"encoding/binary"
 	"errors"
+	"unsafe"
 
 	"github.com/glimpse-analytics/glimpse/internal/store"
 )
@@ -59,6 +60,24 @@ func readString(b []byte) (string, []byte, error) {
 		}
 		if b[i+1] == escEnd {
 			return string(b[:i]), b[i+2:], nil
+		}
+		return readEscapedString(b)
+	}
+	return "", nil, errCorruptKey
+}
+
+// lendString is readString returning a string that shares b's memory when no byte needed
+// unescaping: valid only as long as b is.
+func lendString(b []byte) (string, []byte, error) {
+	for i := 0; i+1 < len(b); i++ {
+		if b[i] != escByte {
+			continue
+		}
+		if b[i+1] == escEnd {
+			if i == 0 {
+				return "", b[2:], nil
+			}
+			return unsafe.String(&b[0], i), b[i+2:], nil
 		}
 		return readEscapedString(b)
 	}
@@ -138,10 +157,21 @@ func rowKey(b []byte, k *store.RowKey) []byte {
 
 // readRowClustering decodes the (bucket, value, shard) that follows a row partition prefix.
 func readRowClustering(b []byte) (bucket int64, value string, shard int32, err error) {
+	return readRowClusteringAs(b, false)
+}
+
+// readRowClusteringAs is readRowClustering; with lend, value points into b unless it had to
+// be unescaped.
+func readRowClusteringAs(b []byte, lend bool) (bucket int64, value string, shard int32, err error) {
 	if bucket, b, err = readInt64(b); err != nil {
 		return
 	}
-	if value, b, err = readString(b); err != nil {
+	if lend {
+		value, b, err = lendString(b)
+	} else {
+		value, b, err = readString(b)
+	}
+	if err != nil {
 		return
 	}
 	if shard, b, err = readInt32(b); err != nil {

@@ -36,12 +36,15 @@ func appendRowValue(b []byte, r *store.Row) []byte {
 }
 
 // decodeRowValue fills the aggregate and offset of r from v. Visitors is a fresh copy.
-func decodeRowValue(v []byte, r *store.Row) error {
+func decodeRowValue(v []byte, r *store.Row) error { return decodeRowValueAs(v, r, false) }
+
+// decodeRowValueAs is decodeRowValue; with lend, Visitors points into v.
+func decodeRowValueAs(v []byte, r *store.Row, lend bool) error {
 	if len(v) == 0 || v[0] != valueV1 {
 		return unknownFormat(v)
 	}
 	v = v[1:]
-	for _, dst := range []*int64{&r.Pageviews, &r.Events, &r.Visits, &r.Bounces, &r.DurationMS, &r.Offset} {
+	for _, dst := range [...]*int64{&r.Pageviews, &r.Events, &r.Visits, &r.Bounces, &r.DurationMS, &r.Offset} {
 		x, n := binary.Varint(v)
 		if n <= 0 {
 			return errCorruptValue
@@ -58,6 +61,8 @@ func decodeRowValue(v []byte, r *store.Row) error {
 		r.Visitors = nil
 	case l-1 != uint64(len(v)):
 		return errCorruptValue
+	case lend:
+		r.Visitors = v[:len(v):len(v)]
 	default:
 		r.Visitors = append(make([]byte, 0, len(v)), v...)
 	}
