@@ -24,7 +24,7 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	duration := fs.Duration("duration", 0, "stop starting visits after this long; 0 sends all of --events")
 	seed := fs.Uint64("seed", 1, "seed of the traffic plan: the same seed sends the same traffic")
 	offset := fs.Int("visitor-offset", 0, "first visitor number, so runs with the same seed can send new visitors")
-	retries := fs.Int("retries", 0, "resend a beacon after 503/429/connection errors up to this often (a resend after a lost answer can count twice)")
+	retries := fs.Int("retries", 0, "resend a beacon after 503/429/connection errors up to this often (with the same event id, so Glimpse counts it once)")
 	timeout := fs.Duration("timeout", 10*time.Second, "per-request timeout")
 	expect := fs.Bool("expect", false, "print the expected query results as JSON after sending")
 	if err := parseFlags(fs, args); err != nil {

@@ -18,6 +18,11 @@ type Beacon struct {
 	Path     string // the path the collector is expected to record
 	Referrer string
 	Props    map[string]string
+	// ID is sent as the event id ("eid"): "<seed>-<visit>-<beacon>", unique in the plan and
+	// the same on every resend, so the server counts a resent beacon once. The same plan
+	// sent again to the same site (same seed and VisitorOffset) within 30 minutes is
+	// therefore a resend too; use another Seed or VisitorOffset for new traffic.
+	ID string
 }
 
 // Visit is one visitor's sequence of beacons, sent in order.
@@ -123,6 +128,9 @@ func NewPlan(o Options) *Plan {
 				plan := []string{"free", "pro"}[rng.IntN(2)]
 				v.Beacons = append(v.Beacons, Beacon{Site: site, Name: "Signup", URL: u, Path: path, Props: map[string]string{"plan": plan}})
 			}
+		}
+		for bi := range v.Beacons {
+			v.Beacons[bi].ID = fmt.Sprintf("%d-%d-%d", o.Seed, i, bi)
 		}
 		p.events += len(v.Beacons)
 		p.Visits = append(p.Visits, v)
@@ -264,6 +272,9 @@ func (b Beacon) body() map[string]any {
 	}
 	if len(b.Props) > 0 {
 		m["p"] = b.Props
+	}
+	if b.ID != "" {
+		m["eid"] = b.ID
 	}
 	return m
 }

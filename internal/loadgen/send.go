@@ -16,13 +16,19 @@ import (
 )
 
 // SendOptions control how a plan is sent.
+//
+// Retries are safe against double counting when the server drops resends. A failed attempt
+// may have reached the server's bus all the same (a broker stored the event, then the
+// publish timed out and the collector answered 503), but every resend carries the beacon's
+// id ("eid"), and Glimpse's processor drops an event whose id its visit has already seen:
+// the beacon counts once. A server that ignores ids may count it twice.
 type SendOptions struct {
 	Target      string        // base URL of a gateway or collector, e.g. http://127.0.0.1:8080
 	Concurrency int           // visits sent at once (each visit's beacons go in order); default 32
 	Rate        float64       // beacons per second over all workers; 0 = as fast as possible
 	Duration    time.Duration // stop starting new visits after this long; 0 = send the whole plan
 	Timeout     time.Duration // per request; default 10s
-	Retries     int           // resend a beacon that got 503/429 or a connection error up to this often
+	Retries     int           // resend a beacon that got 503/429 or a connection error up to this often (see above)
 	Progress    func(sent, acked, failed int64)
 }
 

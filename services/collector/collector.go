@@ -289,6 +289,10 @@ func (c *Collector) collect(r *http.Request) outcome {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), c.cfg.PublishTimeout)
 	defer cancel()
 	dropped, err := c.admit(ctx, b)
+	var bad *InputError
+	if errors.As(err, &bad) {
+		return outcome{code: http.StatusBadRequest, result: resultInvalid, count: len(b.Sites), msg: bad.Error()}
+	}
 	if err != nil {
 		c.saltLog.do(func(suppressed int64) {
 			c.log.Warn("site list unavailable; answering 503", "err", err, "suppressed", suppressed)
@@ -337,6 +341,10 @@ func (c *Collector) admit(ctx context.Context, b *Beacon) (string, error) {
 		}
 		if !ok && c.cfg.OpenSites {
 			var created bool
+			if _, err := (sites.Site{Domain: site, Hostnames: sites.DefaultHostnames(site)}).Normalize(); err != nil {
+				// not a name a site can have ("*", ...): the sender can fix it
+				return "", inputErr("d", "%q cannot be a site id: %v", clip(site, 100), err)
+			}
 			if s, created, err = c.sites.EnsureOpen(ctx, site, host); err != nil {
 				return "", err
 			}

@@ -133,3 +133,13 @@ func TestOpenSitesCreatesASiteOnItsFirstEvent(t *testing.T) {
 	// Known sites keep working from memory while the store is down.
 	h.one(t, req{body: `{"n":"pageview","u":"https://new.example/b","d":"new.example"}`})
 }
+
+// A site id no site can have is the sender's mistake: 400 naming the field, not a 503 that
+// would make the tracker retry forever (found by FuzzDecodeBeacon).
+func TestOpenSitesRejectsImpossibleSiteIDs(t *testing.T) {
+	h := newHarness(t)
+	rec := h.post(`{"n":"pageview","u":"epp://x/y","d":"*"}`)
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), `cannot be a site id`) {
+		t.Fatalf("got %d %s, want 400 naming the site id", rec.Code, rec.Body.String())
+	}
+}

@@ -51,8 +51,8 @@ import (
 // The rows-high mark at <key>/rows-high is byte 1 followed by a varint offset.
 const (
 	headVersion    = 1
-	bodyVersion    = 2 // the newest body version; bodyV1 is still read, and written when it can hold the state
-	bodyV1         = 1
+	bodyVersion    = 2 // the newest body version
+	bodyV1         = 1 // still read, and written while no open visit holds an event id
 	highVersion    = 1
 	ckptChunkBytes = 256 << 10
 )

@@ -40,10 +40,25 @@
 // one, and lets a visit's bounce and duration reach its rows once per flush rather than
 // once per event. Below it (a replay) updates are decided row by row.
 //
+// # Engagement and resends
+//
+// An engagement event (event.EngagementName) is neither a page view nor a custom event:
+// it is stored, but counts in no row except that its visit lasts at least until its time
+// (and so stays open for 30 more minutes). It never starts a visit: without an open visit
+// of its visitor it is dropped (glimpse_processor_engagement_dropped_total).
+//
+// A visit remembers the ids (event.Event.ID) of its latest MaxVisitEventIDs events. An
+// event whose id its open visit has already seen is a resend of an event the bus holds
+// twice (a collector answered 503 after the bus had stored it): it is dropped, stored
+// nowhere and changes nothing, not even the watermark
+// (glimpse_processor_duplicates_dropped_total). The ids are part of the checkpoint, so a
+// replay drops the same resends.
+//
 // # Checkpoints
 //
 // Meta namespace CheckpointNamespace, key CheckpointKey(topic, group, partition): a
 // versioned binary encoding (see checkpoint.go) of the next offset, the watermark and the
-// open visits, split into chunks when large. A checkpoint of a newer version, or a damaged
-// one, stops the processor with ErrCheckpoint rather than starting over.
+// open visits (with the event ids they remember), split into chunks when large. A
+// checkpoint of a newer version, or a damaged one, stops the processor with ErrCheckpoint
+// rather than starting over.
 package processor

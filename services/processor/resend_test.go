@@ -184,9 +184,9 @@ func TestCheckpointWithoutIDsKeepsVersion1(t *testing.T) {
 
 // Resends in the stream change nothing, and crashes anywhere (between an event and its
 // resend in particular, so the resend meets the visit restored from a checkpoint) still
-// leave every event counted exactly once.
+// leave every event counted exactly once. Engagement events extend visits on the way.
 func TestResendsCountOnceAcrossCrashes(t *testing.T) {
-	orig := withIDs(replayStream())
+	orig := withIDs(withEngagement(replayStream(), 5))
 	evs, resent := withResends(orig, 5)
 	t.Logf("%d events, %d resends", len(orig), len(resent))
 

@@ -54,6 +54,7 @@ type scanEvent struct {
 	vid         uint64
 	pageview    bool
 	interactive bool
+	engagement  bool     // only extends its visit (docs/metrics.md)
 	kept        bool     // passes every event filter
 	path        string   // for entry and exit pages
 	vals        []string // values of the query's event dimensions, by dimension index
@@ -72,6 +73,8 @@ type scanVisit struct {
 //   - events are grouped into visits by SessionID; a visit is counted (visits, bounces,
 //     duration) when its SessionStart lies in range, in the time bucket of its start;
 //   - page views, custom events and visitors count the events whose own time is in range;
+//   - an engagement event only makes its visit last until its time: it counts in no metric
+//     and no breakdown and is never an interaction;
 //   - a filter on a visit dimension keeps or drops whole visits; a filter on an event
 //     dimension keeps the matching events, and a visit counts when it keeps at least one;
 //   - under an event-dimension breakdown a visit counts once for every value its kept events
@@ -137,7 +140,7 @@ func (s *Service) scan(ctx context.Context, q *Query, meta *Meta) (*groups, erro
 		}
 		ev := scanEvent{
 			t: se.Time, shard: se.Shard, offset: se.Offset, vid: e.VisitorID,
-			pageview: e.IsPageview(), interactive: e.Interactive, kept: true,
+			pageview: e.IsPageview(), interactive: e.Interactive, engagement: e.IsEngagement(), kept: true,
 		}
 		if usesPages {
 			ev.path = e.Path
@@ -231,6 +234,10 @@ func (s *Service) scan(ctx context.Context, q *Query, meta *Meta) (*groups, erro
 		)
 		for i := range v.evs {
 			e := &v.evs[i]
+			last = max64(last, e.t)
+			if e.engagement {
+				continue
+			}
 			if e.pageview {
 				if pageviews == 0 {
 					visit.EntryPage = e.path
@@ -240,7 +247,6 @@ func (s *Service) scan(ctx context.Context, q *Query, meta *Meta) (*groups, erro
 			} else if e.interactive {
 				interactive = true
 			}
-			last = max64(last, e.t)
 			inRange = inRange || (e.t >= from && e.t < to)
 		}
 		keepVisit := true
@@ -267,7 +273,7 @@ func (s *Service) scan(ctx context.Context, q *Query, meta *Meta) (*groups, erro
 		visitKeys = visitKeys[:0]
 		for i := range v.evs {
 			e := &v.evs[i]
-			if !e.kept {
+			if !e.kept || e.engagement {
 				continue
 			}
 			k := base

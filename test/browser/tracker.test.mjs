@@ -114,12 +114,12 @@ test('page views, SPA navigations, custom events, clicks and engagement are coun
   assert.deepEqual(sent.find((b) => b.n === 'Outbound Link: Click').p, { url: `${other}/landing` })
 
   const got = await settle(() => glimpse.counts(id), {
-    names: { pageview: 4, engagement: 5, Signup: 1, Share: 1, 'File Download': 1, 'Outbound Link: Click': 1 },
+    names: { pageview: 4, Signup: 1, Share: 1, 'File Download': 1, 'Outbound Link: Click': 1 },
     pages: { '/shop': 1, '/shop/settings': 2, '/shop/billing': 1 },
     visitors: 1,
   })
   assert.deepEqual(got, {
-    names: { pageview: 4, engagement: 5, Signup: 1, Share: 1, 'File Download': 1, 'Outbound Link: Click': 1 },
+    names: { pageview: 4, Signup: 1, Share: 1, 'File Download': 1, 'Outbound Link: Click': 1 },
     pages: { '/shop': 1, '/shop/settings': 2, '/shop/billing': 1 },
     visitors: 1,
   })
@@ -140,7 +140,7 @@ test('engagement time makes a one-page visit last as long as it was seen', async
   await ctx.close()
   assert.deepEqual(errors, [])
   assert.deepEqual(names(sent).filter((n) => n === 'pageview'), ['pageview'])
-  const want = { names: { pageview: 1, engagement: 1 }, pages: { '/read': 1 }, visitors: 1 }
+  const want = { names: { pageview: 1 }, pages: { '/read': 1 }, visitors: 1 }
   assert.deepEqual(await settle(() => glimpse.counts(id), want), want)
   const m = await glimpse.query({ site_id: id, metrics: ['visits', 'bounce_rate', 'visit_duration'], date_range: '7d' })
   const [visits, bounceRate, duration] = m.results[0].metrics
@@ -172,9 +172,9 @@ test('hash routing counts fragment changes as pages only when data-hash is set',
   const hashed = sent.filter((b) => b.d === 'hash.test' && b.n === 'pageview')
   assert.deepEqual(hashed.map((b) => new URL(b.u).hash), ['#/inbox', '#/settings', '#/about'])
   assert.ok(hashed.every((b) => b.h === true))
-  const want = { names: { pageview: 3, engagement: 3 }, pages: { '/app#/inbox': 1, '/app#/settings': 1, '/app#/about': 1 }, visitors: 1 }
+  const want = { names: { pageview: 3 }, pages: { '/app#/inbox': 1, '/app#/settings': 1, '/app#/about': 1 }, visitors: 1 }
   assert.deepEqual(await settle(() => glimpse.counts('hash.test'), want), want)
-  const plain = { names: { pageview: 1, engagement: 1 }, pages: { '/plain': 1 }, visitors: 1 }
+  const plain = { names: { pageview: 1 }, pages: { '/plain': 1 }, visitors: 1 }
   assert.deepEqual(await settle(() => glimpse.counts('nohash.test'), plain), plain)
 })
 
@@ -202,7 +202,7 @@ test('404 pages, calls made before the script loaded, and a second copy of the s
   await ctx.close()
   assert.deepEqual(errors, [], 'odd calls never throw into the page')
   assert.deepEqual(names(sent).filter((n) => n !== 'engagement').sort(), ['404', 'Bad', 'Early', 'pageview'])
-  const want = { names: { pageview: 1, 404: 1, Early: 1, Bad: 1, engagement: 1 }, pages: { '/missing': 1 }, visitors: 1 }
+  const want = { names: { pageview: 1, 404: 1, Early: 1, Bad: 1 }, pages: { '/missing': 1 }, visitors: 1 }
   assert.deepEqual(await settle(() => glimpse.counts(id), want), want)
 })
 
@@ -247,7 +247,7 @@ test('nothing is sent on localhost without data-local, with DNT/GPC when the sit
     assert.ok(sent.every((b) => b.d === 'dnt-ignored.test'))
   }
   await expectNothingSent([], 'dnt.test')
-  const ignored = { names: { pageview: 2, engagement: 2 }, pages: { '/dnt-ignored': 2 }, visitors: 1 }
+  const ignored = { names: { pageview: 2 }, pages: { '/dnt-ignored': 2 }, visitors: 1 }
   assert.deepEqual(await settle(() => glimpse.counts('dnt-ignored.test'), ignored), ignored)
 
   // opt-out flag in localStorage, then opting back in
@@ -346,7 +346,7 @@ test('the collector answers 503 twice, then 202: the event arrives exactly once'
   assert.ok(attempts.every((b) => JSON.stringify(b) === JSON.stringify(attempts[0])), 'the same event each time')
   const gaps = attempts.at.slice(1).map((t, i) => t - attempts.at[i])
   assert.ok(gaps.every((g) => g >= 900 && g < 4000), `retries wait for Retry-After (1 s): gaps ${gaps} ms`)
-  const want = { names: { pageview: 1, engagement: 1 }, pages: { '/r': 1 }, visitors: 1 }
+  const want = { names: { pageview: 1 }, pages: { '/r': 1 }, visitors: 1 }
   assert.deepEqual(await settle(() => glimpse.counts(id), want), want)
 })
 
@@ -369,7 +369,7 @@ test('a failed event waits in sessionStorage across a navigation and arrives exa
   assert.deepEqual(errors, [])
   // /a fails on page a, fails again from page b, then gets through; /b gets through at once.
   assert.deepEqual(attempts.filter((b) => b.n === 'pageview').map((b) => pathOf(b.u)), ['/a', '/a', '/b', '/a'])
-  const want = { names: { pageview: 2, engagement: 2 }, pages: { '/a': 1, '/b': 1 }, visitors: 1 }
+  const want = { names: { pageview: 2 }, pages: { '/a': 1, '/b': 1 }, visitors: 1 }
   assert.deepEqual(await settle(() => glimpse.counts(id), want), want)
 })
 
@@ -387,6 +387,6 @@ test('a lost connection is retried too, and the event arrives exactly once', asy
   await ctx.close()
   assert.deepEqual(errors, [])
   assert.deepEqual(attempts.filter((b) => b.n === 'pageview').map((b) => pathOf(b.u)), ['/n', '/n'])
-  const want = { names: { pageview: 1, engagement: 1 }, pages: { '/n': 1 }, visitors: 1 }
+  const want = { names: { pageview: 1 }, pages: { '/n': 1 }, visitors: 1 }
   assert.deepEqual(await settle(() => glimpse.counts(id), want), want)
 })

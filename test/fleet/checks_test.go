@@ -23,12 +23,12 @@ var totalsMetrics = []string{"visitors", "visits", "pageviews", "events", "bounc
 // waitCounted waits until every site's page views and custom events reach the expected
 // numbers (the processors caught up), failing after timeout; it fails at once when a
 // number goes beyond what was sent.
-func waitCounted(t *testing.T, f *Fleet, queryURL string, expected map[string]*loadgen.Counts, timeout time.Duration) {
+func waitCounted(t *testing.T, api API, expected map[string]*loadgen.Counts, timeout time.Duration) {
 	t.Helper()
 	for _, site := range sortedSites(expected) {
 		want := expected[site]
 		WaitFor(t, timeout, site+" page views and events", func() (bool, string) {
-			r := f.Query(t, queryURL, map[string]any{"site_id": site, "metrics": []string{"pageviews", "events"}, "date_range": TodayRange()})
+			r := api.Query(t, map[string]any{"site_id": site, "metrics": []string{"pageviews", "events"}, "date_range": TodayRange()})
 			if len(r.Results) == 0 {
 				return false, "no results yet"
 			}
@@ -45,7 +45,7 @@ func waitCounted(t *testing.T, f *Fleet, queryURL string, expected map[string]*l
 // expected ones: totals (from rollups and from a scan of stored events) and the page,
 // source, entry/exit page and device breakdowns in the promised order. Visitors are
 // compared within visitorTolerance; everything else exactly.
-func checkCounts(t *testing.T, f *Fleet, queryURL string, expected map[string]*loadgen.Counts, started time.Time, scan bool) {
+func checkCounts(t *testing.T, api API, expected map[string]*loadgen.Counts, started time.Time, scan bool) {
 	t.Helper()
 	for _, site := range sortedSites(expected) {
 		want := expected[site]
@@ -59,7 +59,7 @@ func checkCounts(t *testing.T, f *Fleet, queryURL string, expected map[string]*l
 				if forceScan {
 					q["filters"] = scanFilter
 				}
-				r := f.Query(t, queryURL, q)
+				r := api.Query(t, q)
 				if len(r.Results) != 1 {
 					t.Fatalf("scan=%v: want one result row, got %+v", forceScan, r)
 				}
@@ -88,7 +88,7 @@ func checkCounts(t *testing.T, f *Fleet, queryURL string, expected map[string]*l
 		for _, b := range breakdowns {
 			t.Run(site+"/"+b.dim, func(t *testing.T) {
 				q := map[string]any{"site_id": site, "metrics": []string{b.metric}, "dimensions": []string{b.dim}, "date_range": TodayRange(), "limit": 1000}
-				r := f.Query(t, queryURL, q)
+				r := api.Query(t, q)
 				got := r.Breakdown()
 				if fmt.Sprint(sortedKV(got)) != fmt.Sprint(sortedKV(b.want)) {
 					t.Fatalf("%s by %s:\n got %v\nwant %v", b.metric, b.dim, sortedKV(got), sortedKV(b.want))
@@ -124,11 +124,11 @@ func acknowledgedPaths(p *loadgen.Plan, rep *loadgen.Report, mustOnce, mayOnce m
 
 // checkExactlyOnce waits until every path in mustOnce is counted, then fails if any path
 // is counted more than once or a path nobody sent shows up. It returns the page-view total.
-func checkExactlyOnce(t *testing.T, f *Fleet, queryURL, site string, mustOnce, mayOnce map[string]bool, timeout time.Duration) int {
+func checkExactlyOnce(t *testing.T, api API, site string, mustOnce, mayOnce map[string]bool, timeout time.Duration) int {
 	t.Helper()
 	var counts map[string]int
 	WaitFor(t, timeout, "every acknowledged page view to be counted", func() (bool, string) {
-		r := f.Query(t, queryURL, map[string]any{"site_id": site, "metrics": []string{"pageviews"}, "dimensions": []string{"event:page"},
+		r := api.Query(t, map[string]any{"site_id": site, "metrics": []string{"pageviews"}, "dimensions": []string{"event:page"},
 			"date_range": TodayRange(), "limit": 100000})
 		counts = r.Breakdown()
 		missing := 0

@@ -655,18 +655,23 @@ func (r QueryResult) Breakdown() map[string]int {
 	return out
 }
 
-// QueryRaw posts q to base+/api/v1/query with the fleet's admin key and returns the status
-// and body.
-func (f *Fleet) QueryRaw(base string, q map[string]any) (int, []byte, error) {
-	return queryRaw(base, f.Key(), q)
+// API is a query API endpoint (a query service or a gateway) and the key to call it with.
+type API struct {
+	URL string // base URL, e.g. a Proc's URL
+	Key string // sent as Authorization: Bearer; "" sends none
 }
 
-func queryRaw(base, key string, q map[string]any) (int, []byte, error) {
+// API is the query API of p (a query service, gateway or glimpse all) with the fleet's
+// admin key.
+func (f *Fleet) API(p *Proc) API { return API{URL: p.URL, Key: f.Key()} }
+
+// Raw posts q to /api/v1/query and returns the status and body.
+func (a API) Raw(q map[string]any) (int, []byte, error) {
 	body, _ := json.Marshal(q)
-	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/query", bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, a.URL+"/api/v1/query", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
+	if a.Key != "" {
+		req.Header.Set("Authorization", "Bearer "+a.Key)
 	}
 	client := &http.Client{Timeout: 30 * time.Second}
 	resp, err := client.Do(req)
@@ -679,9 +684,21 @@ func queryRaw(base, key string, q map[string]any) (int, []byte, error) {
 }
 
 // Query posts q and fails the test unless the answer is a 200 with JSON.
+func (a API) Query(t testing.TB, q map[string]any) QueryResult {
+	t.Helper()
+	return decodeQuery(t, q)(a.Raw(q))
+}
+
+// QueryRaw posts q to base+/api/v1/query with the fleet's admin key.
+func (f *Fleet) QueryRaw(base string, q map[string]any) (int, []byte, error) {
+	return API{URL: base, Key: f.Key()}.Raw(q)
+}
+
+// Query posts q to base+/api/v1/query with the fleet's admin key and fails the test
+// unless the answer is a 200 with JSON.
 func (f *Fleet) Query(t testing.TB, base string, q map[string]any) QueryResult {
 	t.Helper()
-	return decodeQuery(t, q)(f.QueryRaw(base, q))
+	return API{URL: base, Key: f.Key()}.Query(t, q)
 }
 
 func decodeQuery(t testing.TB, q map[string]any) func(int, []byte, error) QueryResult {

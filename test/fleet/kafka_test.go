@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -46,10 +47,10 @@ func TestKafkaEndToEnd(t *testing.T) {
 		t.Fatalf("acknowledged %d of %d beacons; failures: %v", rep.Acked, plan.Events(), rep.Errors)
 	}
 	expected := plan.Expect(nil)
-	waitCounted(t, f, q.URL, expected, 2*time.Minute)
+	waitCounted(t, f.API(q), expected, 2*time.Minute)
 	drained := time.Now()
 	SkipIfDayChanged(t, started)
-	checkCounts(t, f, q.URL, expected, started, true)
+	checkCounts(t, f.API(q), expected, started, true)
 
 	// Both members of the group got partitions and processed events.
 	var total float64
@@ -135,9 +136,9 @@ func TestKafkaProcessorKilled(t *testing.T) {
 		t.Fatalf("acknowledged %d of %d beacons; failures: %v", rep.Acked, total, rep.Errors)
 	}
 	expected := plan.Expect(nil)
-	waitCounted(t, f, q.URL, expected, 2*time.Minute)
+	waitCounted(t, f.API(q), expected, 2*time.Minute)
 	SkipIfDayChanged(t, started)
-	checkCounts(t, f, q.URL, expected, started, false)
+	checkCounts(t, f.API(q), expected, started, false)
 	if n := p2.Metric("glimpse_processor_events_processed_total"); n == 0 {
 		t.Errorf("the restarted %s processed nothing after it rejoined", p2.Name)
 	}
@@ -195,18 +196,27 @@ func TestKafkaBrokerRestart(t *testing.T) {
 	}
 	mustOnce, mayOnce := map[string]bool{}, map[string]bool{}
 	acknowledgedPaths(plan, rep, mustOnce, mayOnce)
-	checkExactlyOnce(t, f, q.URL, site, mustOnce, mayOnce, 2*time.Minute)
+	checkExactlyOnce(t, f.API(q), site, mustOnce, mayOnce, 2*time.Minute)
 }
 
-var assignmentRE = regexp.MustCompile(`joined consumer group generation.*partitions="?\[([0-9 ]*)\]`)
+var assignmentRE = regexp.MustCompile(`joined consumer group generation.* generation=([0-9]+) .*partitions="?\[([0-9 ]*)\]`)
+
+// assignment is the generation and partition list of p's latest group generation
+// (generation -1 before any).
+func assignment(p *Proc) (generation int, partitions string) {
+	m := assignmentRE.FindAllStringSubmatch(p.Logs(), -1)
+	if len(m) == 0 {
+		return -1, ""
+	}
+	last := m[len(m)-1]
+	generation, _ = strconv.Atoi(last[1])
+	return generation, "[" + last[2] + "]"
+}
 
 // lastAssignment is the partition list of p's latest group generation ("" before any).
 func lastAssignment(p *Proc) string {
-	m := assignmentRE.FindAllStringSubmatch(p.Logs(), -1)
-	if len(m) == 0 {
-		return ""
-	}
-	return "[" + m[len(m)-1][1] + "]"
+	_, parts := assignment(p)
+	return parts
 }
 
 func fullAssignment(n int) string {
@@ -217,30 +227,36 @@ func fullAssignment(n int) string {
 	return "[" + strings.Join(parts, " ") + "]"
 }
 
-// waitPartitions waits until the processors' latest generations together hold every
-// partition of the topic, each exactly once.
+// waitPartitions waits until the processors are in the same group generation and share
+// every partition of the topic: each holds at least one, and each partition has one owner.
 func waitPartitions(t *testing.T, timeout time.Duration, procs ...*Proc) {
 	t.Helper()
 	f := procs[0].f
 	WaitFor(t, timeout, "the processors to share every partition", func() (bool, string) {
 		seen := map[string]int{}
 		var state []string
+		ok := true
+		gen0, _ := assignment(procs[0])
 		for _, p := range procs {
-			a := lastAssignment(p)
-			state = append(state, p.Name+"="+a)
-			for _, part := range strings.Fields(strings.Trim(a, "[]")) {
+			gen, a := assignment(p)
+			state = append(state, fmt.Sprintf("%s=gen %d %s", p.Name, gen, a))
+			parts := strings.Fields(strings.Trim(a, "[]"))
+			if gen != gen0 || len(parts) == 0 {
+				ok = false
+			}
+			for _, part := range parts {
 				seen[part]++
 			}
 		}
 		if len(seen) != f.Partitions {
-			return false, strings.Join(state, " ")
+			ok = false
 		}
 		for _, n := range seen {
 			if n != 1 {
-				return false, strings.Join(state, " ")
+				ok = false
 			}
 		}
-		return true, ""
+		return ok, strings.Join(state, " ")
 	})
 }
 

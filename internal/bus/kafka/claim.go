@@ -30,7 +30,9 @@ type claim struct {
 	hwm       atomic.Int64 // high watermark of the last fetch response; -1 before the first
 	logStart  atomic.Int64 // first offset retention kept, as of the last fetch response
 
-	fetching sync.Mutex // serializes Fetch calls
+	fetching      sync.Mutex // serializes Fetch calls
+	failingSince  time.Time  // first of the fetches failing in a row (zero: the last one worked); guarded by fetching
+	lastFetchWarn time.Time  // when a failed fetch was last logged as a warning; guarded by fetching
 
 	mu   sync.Mutex // guards next, buf and seek
 	next int64      // offset of the next message Fetch returns
@@ -75,6 +77,10 @@ func (cl *claim) SetOffset(offset int64) error {
 	return nil
 }
 
+// fetchWarnAfter is how long fetches of a partition must keep failing before a warning is
+// logged; shorter runs of failures are logged at debug level.
+const fetchWarnAfter = 2 * time.Second
+
 // Fetch returns up to max messages from the read position, waiting until at least one
 // exists. It returns ctx's error when ctx ends first, and the claim's when the partition
 // is revoked. While the partition's leader is unreachable it keeps retrying; errors a
@@ -86,7 +92,6 @@ func (cl *claim) Fetch(ctx context.Context, max int) ([]bus.Message, error) {
 	cl.fetching.Lock()
 	defer cl.fetching.Unlock()
 	backoff := 50 * time.Millisecond
-	var lastWarn time.Time
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -121,9 +126,17 @@ func (cl *claim) Fetch(ctx context.Context, max int) ([]bus.Message, error) {
 			if !unavailable(err) {
 				return nil, fmt.Errorf("kafka bus: fetch %s/%d at offset %d: %w", cl.topic, cl.partition, offset, err)
 			}
-			if time.Since(lastWarn) >= 10*time.Second {
+			// A failure that a retry soon fixes (a leader moving, a topic just created) is
+			// no news; one that lasts is, at most once per 10s per partition, also across
+			// Fetch calls (a caller that fetches with short deadlines calls again and again).
+			if cl.failingSince.IsZero() {
+				cl.failingSince = time.Now()
+			}
+			if time.Since(cl.failingSince) >= fetchWarnAfter && time.Since(cl.lastFetchWarn) >= 10*time.Second {
 				cl.b.log.Warn("fetch failed; retrying", "topic", cl.topic, "partition", cl.partition, "offset", offset, "err", err)
-				lastWarn = time.Now()
+				cl.lastFetchWarn = time.Now()
+			} else {
+				cl.b.log.Debug("fetch failed; retrying", "topic", cl.topic, "partition", cl.partition, "offset", offset, "err", err)
 			}
 			select {
 			case <-ctx.Done():
@@ -136,6 +149,7 @@ func (cl *claim) Fetch(ctx context.Context, max int) ([]bus.Message, error) {
 			continue
 		}
 		backoff = 50 * time.Millisecond
+		cl.failingSince = time.Time{}
 		cl.mu.Lock()
 		if cl.seek == seek && cl.next == offset {
 			switch {
@@ -158,18 +172,29 @@ func (cl *claim) fetchOnce(ctx context.Context, offset int64) ([]bus.Message, in
 	cfg := &cl.b.cfg
 	wait := cfg.FetchMaxWait
 	if deadline, ok := ctx.Deadline(); ok {
-		// The broker answers an empty long poll after `wait`; keep a quarter of the time
-		// left as margin, so that the answer arrives before ctx's deadline expires on the
-		// connection (which would close it).
-		wait = min(wait, time.Until(deadline)*3/4)
+		// The broker answers an empty long poll after `wait`: ask it to answer by ctx's
+		// deadline. An idle partition is the normal case, not an error.
+		wait = min(wait, time.Until(deadline))
 	}
 	wait = max(wait, time.Millisecond)
-	// The request gets a deadline of its own, so a broker that never answers cannot hold
-	// a connection forever; the claim's revocation cancels it too.
-	fctx, cancel := context.WithTimeout(ctx, wait+cfg.RequestTimeout)
+	// The request gets a deadline of its own, wait plus RequestTimeout, and not ctx's:
+	// the broker's empty answer to a long poll that ends at ctx's deadline reaches us a
+	// round trip after it, and a connection deadline at that very instant would fail the
+	// read with an i/o timeout (and close the connection) on every idle poll that runs
+	// to the end. So a Fetch may return up to a round trip after ctx's deadline. A
+	// broker that never answers still cannot hold a connection forever; cancelling ctx
+	// (rather than its deadline passing) and the claim's revocation end the request at
+	// once.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wait+cfg.RequestTimeout)
 	defer cancel()
 	stop := context.AfterFunc(cl.ctx, cancel)
 	defer stop()
+	stopCaller := context.AfterFunc(ctx, func() {
+		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			cancel()
+		}
+	})
+	defer stopCaller()
 	res, err := cl.b.fetcher.Fetch(fctx, &kafkago.FetchRequest{
 		Topic:     cl.topic,
 		Partition: cl.partition,

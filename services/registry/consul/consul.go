@@ -7,7 +7,9 @@
 // first lookup of a service starts a watch (a loop of blocking queries for the passing
 // instances of that service), so gateways never wait on Consul in the request path once
 // the cache is filled, and keep routing to the last known healthy set while Consul is
-// unreachable.
+// unreachable. When Consul answers again after an outage or a restart, instances it no
+// longer lists are kept for three check intervals, the time they need to register again and
+// pass a check, so a restarted agent's empty catalog does not empty the gateways' routes.
 //
 // A background loop compares the instances this process registered with what the agent
 // knows, every check interval and whenever a watch sees Consul's state reset, and

@@ -300,6 +300,39 @@ func TestReRegistersAfterAgentReset(t *testing.T) {
 	}
 }
 
+// TestWatchKeepsInstancesWhileAgentSettles restarts the agent with an empty catalog under a
+// watching registry (a gateway). Its instances register again as critical, so for a while
+// the agent lists none: the watch keeps the ones it knew for settleTime instead of
+// answering "none", then follows the agent again.
+func TestWatchKeepsInstancesWhileAgentSettles(t *testing.T) {
+	f := startFake(t)
+	cfg := testConfig(f.addr)
+	owner := newHarness(t, cfg)
+	if err := owner.Register(context.Background(), registry.Instance{ID: "a", Service: "svc", Address: "http://127.0.0.1:9"}); err != nil {
+		t.Fatal(err)
+	}
+	gw := newHarness(t, cfg)
+	waitFor(t, 2*time.Second, "listed", instancesAre(gw.Registry, "svc", "a"))
+	f.down()
+	waitFor(t, 3*time.Second, "outage noticed", func() bool { return value(gw.m.reachable) == 0 })
+	f.reset()
+	f.up()
+	waitFor(t, 5*time.Second, "the agent answers the watch again", func() bool { return value(gw.m.reachable) == 1 && gw.logs.count("kept while they register again") == 1 })
+	back := time.Now()
+	waitFor(t, 3*time.Second, "registered again (critical)", func() bool { _, st := f.known("a"); return st == api.HealthCritical })
+	// The fake runs no checks: "a" stays critical, so the agent lists nothing.
+	for time.Since(back) < gw.settleTime()-300*time.Millisecond {
+		if !instancesAre(gw.Registry, "svc", "a")() {
+			t.Fatalf("%s after the agent came back the watch lists %v; want the known instance kept for %s", time.Since(back).Round(time.Millisecond), func() string { i, _ := gw.Instances(context.Background(), "svc"); return ids(i) }(), gw.settleTime())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	took := waitFor(t, 2*time.Second, "the still-critical instance dropped after settling", instancesAre(gw.Registry, "svc", ""))
+	t.Logf("kept for %s after the agent came back", (gw.settleTime() - 300*time.Millisecond + took).Round(10*time.Millisecond))
+	f.setStatus("a", api.HealthPassing)
+	waitFor(t, time.Second, "listed once passing", instancesAre(gw.Registry, "svc", "a"))
+}
+
 func TestRegisterWhileDownIsRetried(t *testing.T) {
 	f := startFake(t)
 	f.down()

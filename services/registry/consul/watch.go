@@ -65,6 +65,37 @@ func (w *watch) snapshot() ([]registry.Instance, error) {
 	return out, nil
 }
 
+func (w *watch) isFilled() bool {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return w.filled
+}
+
+// current is the cached set as it is (callers must not change it).
+func (w *watch) current() []registry.Instance {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return w.insts
+}
+
+// keepKnown returns listed plus the instances of known that it lacks (matched by ID).
+func keepKnown(known, listed []registry.Instance) []registry.Instance {
+	out := listed
+	for _, k := range known {
+		found := false
+		for _, l := range listed {
+			if l.ID == k.ID {
+				found = true
+				break
+			}
+		}
+		if !found {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 func (w *watch) set(insts []registry.Instance) {
 	w.mu.Lock()
 	w.insts, w.filled, w.err = insts, true, nil
@@ -81,24 +112,44 @@ func (w *watch) fail(err error) {
 	w.once.Do(func() { close(w.ready) })
 }
 
+// settleTime is how long a watch keeps the instances it knew when Consul answers again
+// after an outage or a reset: long enough for every instance to notice the agent (one check
+// interval), register again and pass its first check (one more), with one to spare. It
+// assumes the instances use this process's consul.check-interval.
+func (r *Registry) settleTime() time.Duration { return 3 * r.cfg.CheckInterval }
+
 // run is the blocking-query loop of one watch.
+//
+// When Consul answers again after failed queries, or its state went back in time, the
+// answer may lack instances only because they have not registered again yet (a restarted
+// dev agent forgets everything; a re-registered instance is critical until its first check
+// passes). For settleTime the watch then adds no-longer-listed instances it knew to what
+// Consul lists, so a gateway does not go from "every instance" to "none" while the fleet
+// is healthy. After that, Consul's answer is taken as it is.
 func (r *Registry) run(w *watch) {
 	defer r.wg.Done()
 	var index uint64
 	backoff := minBackoff
 	gauge := r.m.instances.WithLabelValues(w.service)
+	failed := false // the last query got no answer
+	var settleUntil time.Time
 	for {
 		started := time.Now()
-		// A blocking query returns after WatchWait plus up to 1/16 of it (Consul's jitter);
+		wait := r.cfg.WatchWait
+		if d := time.Until(settleUntil); d > 0 && d < wait {
+			wait = d // answer again when the settling ends, to drop whoever did not return
+		}
+		// A blocking query returns after its wait plus up to 1/16 of it (Consul's jitter);
 		// anything longer is a connection that died silently.
-		ctx, cancel := context.WithTimeout(r.ctx, r.cfg.WatchWait+r.cfg.WatchWait/16+r.cfg.RequestTimeout)
-		q := (&api.QueryOptions{WaitIndex: index, WaitTime: r.cfg.WatchWait}).WithContext(ctx)
+		ctx, cancel := context.WithTimeout(r.ctx, wait+wait/16+r.cfg.RequestTimeout)
+		q := (&api.QueryOptions{WaitIndex: index, WaitTime: wait}).WithContext(ctx)
 		entries, meta, err := r.client.Health().Service(w.service, "", true, q)
 		cancel()
 		if r.ctx.Err() != nil {
 			return
 		}
 		if err != nil {
+			failed = true
 			r.observe(err)
 			w.fail(fmt.Errorf("consul: looking up %q at %s: %w", w.service, r.cfg.Address, err))
 			if !sleep(r.ctx, jitter(backoff)) {
@@ -109,8 +160,9 @@ func (r *Registry) run(w *watch) {
 		}
 		backoff = minBackoff
 		r.observe(nil)
+		reset := meta.LastIndex < index
 		switch {
-		case meta.LastIndex < index:
+		case reset:
 			// Consul's state went back in time: the agent or the cluster was restarted or
 			// restored. Start over, and check that our registrations survived.
 			index = 0
@@ -125,6 +177,15 @@ func (r *Registry) run(w *watch) {
 			if e.Service != nil {
 				insts = append(insts, toInstance(e))
 			}
+		}
+		if (reset || failed) && w.isFilled() {
+			settleUntil = time.Now().Add(r.settleTime())
+			r.log.Info("consul: answering again after an outage or a restart; instances it no longer lists are kept while they register again",
+				"service", w.service, "keep_for", r.settleTime(), "listed", len(insts))
+		}
+		failed = false
+		if time.Now().Before(settleUntil) {
+			insts = keepKnown(w.current(), insts)
 		}
 		sortInstances(insts)
 		w.set(insts)
