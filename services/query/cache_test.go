@@ -242,3 +242,40 @@ func TestRangeEntry(t *testing.T) {
 	check([][]any{{"/b", "10", "3"}, {"/a", "5", "2"}}, 1, true) // d1 from its bucket entry, d2 read again
 	check([][]any{{"/b", "10", "3"}, {"/a", "5", "2"}}, 2, true)
 }
+
+// Queries and writes at once: no race, and once the writes stop the cached answers are the
+// store's.
+func TestCacheConcurrentWrites(t *testing.T) {
+	st := buildStore(t, synthetic(13, 40), 4).load(t)
+	svc := newTestService(t, st)
+	plain := newTestService(t, st, func(c *Config) { c.CacheBytes = 0 })
+	ctx := context.Background()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			b := at("2026-03-01 00:00:00").AddDate(0, 0, i%10)
+			r := hrow(store.Day, "event:page", b, "/", int32(i%4), store.Aggregate{Pageviews: int64(i), Visitors: visitorsOf(uint64(i))})
+			r.Site = "a.test"
+			if err := st.WriteRows(ctx, []store.Row{r}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		for _, q := range cacheQueries[:2] {
+			svc.query(t, q)
+		}
+	}
+	for _, q := range cacheQueries {
+		if got, want := rowsOf(svc.query(t, q)), rowsOf(plain.query(t, q)); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s after concurrent writes:\ncached %v\nplain  %v", q, got, want)
+		}
+	}
+}
