@@ -5,6 +5,7 @@
 package dims
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/glimpse-analytics/glimpse/internal/event"
@@ -34,12 +35,15 @@ const (
 	Country     = "visit:country"
 	Region      = "visit:region"
 	City        = "visit:city"
-	TimePrefix  = "time:"
-	TimeMinute  = "time:minute"
-	TimeHour    = "time:hour"
-	TimeDay     = "time:day"
-	TimeWeek    = "time:week"
-	TimeMonth   = "time:month"
+	// DurationBucket groups visits by their length: its values are the lower bounds of
+	// DurationBounds in seconds ("0", "10", "30", ...).
+	DurationBucket = "visit:duration_bucket"
+	TimePrefix     = "time:"
+	TimeMinute     = "time:minute"
+	TimeHour       = "time:hour"
+	TimeDay        = "time:day"
+	TimeWeek       = "time:week"
+	TimeMonth      = "time:month"
 )
 
 // Rolled are the dimensions the processor keeps hour and day rollups for. Other
@@ -70,7 +74,7 @@ func Known(d string) bool {
 	switch d {
 	case Page, Hostname, Name, EntryPage, ExitPage, Source, Referrer, UTMSource, UTMMedium,
 		UTMCampaign, UTMTerm, UTMContent, Browser, BrowserVer, OS, OSVersion, Device,
-		Country, Region, City, TimeMinute, TimeHour, TimeDay, TimeWeek, TimeMonth:
+		Country, Region, City, DurationBucket, TimeMinute, TimeHour, TimeDay, TimeWeek, TimeMonth:
 		return true
 	}
 	return strings.HasPrefix(d, PropsPrefix) && len(d) > len(PropsPrefix)
@@ -80,6 +84,22 @@ func Known(d string) bool {
 type Visit struct {
 	EntryPage, ExitPage string
 	First               *event.Event // the visit's first event: source, UTM, device, ...
+	DurationMS          int64        // first to last event; only the query engine's scan sets it
+}
+
+// DurationBounds are the lower bounds, in seconds, of the visit-length buckets of
+// DurationBucket: 0–10 s, 10–30 s, 30 s–1 min, 1–3 min, 3–10 min, 10–30 min, 30 min and more.
+var DurationBounds = []int64{0, 10, 30, 60, 180, 600, 1800}
+
+// DurationBucketOf returns the DurationBucket value of a visit lasting ms milliseconds.
+func DurationBucketOf(ms int64) string {
+	b := DurationBounds[0]
+	for _, lo := range DurationBounds {
+		if ms >= lo*1000 {
+			b = lo
+		}
+	}
+	return strconv.FormatInt(b, 10)
 }
 
 // EventValue returns the value of event dimension d for e ("" when e has none).
@@ -138,6 +158,8 @@ func VisitValue(d string, v *Visit) (string, bool) {
 		return f.Region, true
 	case City:
 		return f.City, true
+	case DurationBucket:
+		return DurationBucketOf(v.DurationMS), true
 	}
 	return "", false
 }

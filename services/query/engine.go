@@ -249,6 +249,7 @@ func (s *Service) scan(ctx context.Context, q *Query, meta *Meta) (*groups, erro
 			}
 			inRange = inRange || (e.t >= from && e.t < to)
 		}
+		visit.DurationMS = last - v.start
 		keepVisit := true
 		for _, f := range visitFilters {
 			if val, _ := dims.VisitValue(f.Dimension, &visit); !f.Match(val) {

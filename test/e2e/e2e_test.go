@@ -97,6 +97,22 @@ func TestEndToEnd(t *testing.T) {
 				}
 			}
 		})
+		t.Run(site+"/visit:duration_bucket", func(t *testing.T) {
+			// every visit falls in exactly one length bucket; the loadgen visits here last
+			// seconds, so all of them are in the shortest buckets
+			r := in.query(t, map[string]any{"site_id": site, "metrics": []string{"visits"}, "dimensions": []string{"visit:duration_bucket"}, "date_range": dateRange})
+			total := 0
+			for _, row := range r.Results {
+				b := dimString(row.Dimensions[0])
+				if b != "0" && b != "10" && b != "30" && b != "60" {
+					t.Errorf("bucket %q for visits of a few seconds", b)
+				}
+				total += int(row.Metrics[0])
+			}
+			if total != want.Visits {
+				t.Fatalf("visits by duration bucket add up to %d, want %d: %v", total, want.Visits, r.Results)
+			}
+		})
 		breakdowns := []struct {
 			dim, metric string
 			want        map[string]int
