@@ -107,7 +107,14 @@ test('headline numbers, top lists, goals, chart and realtime match the query API
   const rt = await (await fetch(`${glimpse.url}/api/v1/realtime?site_id=${SITE}`, { headers: { Authorization: `Bearer ${glimpse.key}` } })).json()
   await page.waitForFunction(() => document.querySelector('[data-testid=realtime]').textContent !== '–')
   assert.equal(Number((await page.textContent('[data-testid=realtime]')).replace(/,/g, '')), rt.visitors)
-  assert.match(await page.textContent('[data-panel=durations]'), /visit:duration_bucket/)
+  // The visit-length histogram shows the API's visits per duration bucket.
+  const buckets = await top('visit:duration_bucket', ['visits'])
+  const durations = await page.textContent('[data-panel=durations]')
+  assert.ok(buckets.length > 0, 'the API has duration buckets')
+  for (const b of buckets) {
+    const label = { 0: '0–10s', 10: '10–30s', 30: '30s–1m', 60: '1–3m', 180: '3–10m', 600: '10–30m', 1800: '30m+' }[b.dimensions[0]]
+    assert.match(durations, new RegExp(`${label}: ${b.metrics[0].toLocaleString('en-US')} visits`))
+  }
   await ctx.close()
   assert.deepEqual(errors, [])
 })
