@@ -80,7 +80,19 @@ var visitAttrFields = []func(e *event.Event) *string{
 	func(e *event.Event) *string { return &e.City },
 }
 
-func (p *Partition) highKey() string { return p.key + "/rows-high" }
+// RowsHighKey is the Meta key (in CheckpointNamespace) of the rows-high mark of one shard
+// of topic. The mark bounds the offsets the shard's rows hold, and those rows are written by
+// whichever group consumes topic into the store, so it is kept per shard, not per group: a
+// group that starts below it (a new --processor.group, or a checkpoint removed to
+// reprocess the topic) settles those updates row by row instead of adding them again. A
+// Kafka topic name cannot start with "#", so it never collides with a CheckpointKey.
+func RowsHighKey(topic string, shard int32) string {
+	return fmt.Sprintf("#rows-high/%s/%d", topic, shard)
+}
+
+// legacyHighKey is where the rows-high mark was kept before it moved to RowsHighKey: per
+// group, next to the checkpoint. It is still read, never written.
+func (p *Partition) legacyHighKey() string { return p.key + "/rows-high" }
 
 func (p *Partition) chunkKey(gen uint64, i int) string {
 	return p.key + "/chunk/" + strconv.FormatUint(gen, 10) + "/" + strconv.Itoa(i)
@@ -88,7 +100,7 @@ func (p *Partition) chunkKey(gen uint64, i int) string {
 
 func (p *Partition) putRowsHigh(ctx context.Context, off int64) error {
 	v := binary.AppendVarint([]byte{highVersion}, off)
-	if err := p.st.PutMeta(ctx, CheckpointNamespace, p.highKey(), v); err != nil {
+	if err := p.st.PutMeta(ctx, CheckpointNamespace, p.highKey, v); err != nil {
 		return fmt.Errorf("store rows-high mark: %w", err)
 	}
 	p.storedHigh = off
@@ -97,19 +109,24 @@ func (p *Partition) putRowsHigh(ctx context.Context, off int64) error {
 
 // load reads the rows-high mark and the checkpoint, and restores the open visits.
 func (p *Partition) load(ctx context.Context) error {
-	hv, ok, err := p.st.GetMeta(ctx, CheckpointNamespace, p.highKey())
-	if err != nil {
-		return fmt.Errorf("read rows-high mark: %w", err)
-	}
-	if ok {
+	for _, key := range []string{p.highKey, p.legacyHighKey()} {
+		hv, ok, err := p.st.GetMeta(ctx, CheckpointNamespace, key)
+		if err != nil {
+			return fmt.Errorf("read rows-high mark: %w", err)
+		}
+		if !ok {
+			continue
+		}
 		if len(hv) < 2 || hv[0] != highVersion {
-			return fmt.Errorf("%w: rows-high mark %q has version %d", ErrCheckpoint, p.highKey(), firstByte(hv))
+			return fmt.Errorf("%w: rows-high mark %q has version %d", ErrCheckpoint, key, firstByte(hv))
 		}
 		off, n := binary.Varint(hv[1:])
 		if n <= 0 {
-			return fmt.Errorf("%w: rows-high mark %q is damaged", ErrCheckpoint, p.highKey())
+			return fmt.Errorf("%w: rows-high mark %q is damaged", ErrCheckpoint, key)
 		}
-		p.rowsHigh, p.storedHigh = off, off
+		if off > p.rowsHigh {
+			p.rowsHigh, p.storedHigh = off, off
+		}
 	}
 
 	head, ok, err := p.st.GetMeta(ctx, CheckpointNamespace, p.key)

@@ -35,10 +35,12 @@
 // end on the event-time watermark, never on the wall clock.
 //
 // Before the rows of a flush are written, a rows-high mark (the offset about to be
-// written) is stored next to the checkpoint. Above it no stored row can be newer than an
-// event, which lets rows that are not loaded yet collect updates without remembering each
-// one, and lets a visit's bounce and duration reach its rows once per flush rather than
-// once per event. Below it (a replay) updates are decided row by row.
+// written) is stored for the shard (RowsHighKey: per topic and partition, not per group, as
+// the rows are). Above it no stored row can be newer than an event, which lets rows that
+// are not loaded yet collect updates without remembering each one, and lets a visit's
+// bounce and duration reach its rows once per flush rather than once per event. Below it
+// (a replay: after a crash, under a new group name, or with the checkpoint removed to
+// reprocess the topic) updates are decided row by row.
 //
 // # Engagement and resends
 //

@@ -45,11 +45,12 @@ func CheckpointKey(topic, group string, partition int32) string {
 // remember the highest offset of their shard, so a bus partition with the same number
 // would take its own events at those offsets for already counted.
 type Partition struct {
-	st    store.Store
-	log   *slog.Logger
-	m     *metrics
-	shard int32
-	key   string // checkpoint key
+	st      store.Store
+	log     *slog.Logger
+	m       *metrics
+	shard   int32
+	key     string // checkpoint key
+	highKey string // rows-high mark key, RowsHighKey
 
 	lateMS, graceMS int64
 	maxRows         int
@@ -122,6 +123,7 @@ func openPartition(ctx context.Context, cfg Config, deps Deps, m *metrics, shard
 		m:            m,
 		shard:        shard,
 		key:          CheckpointKey(cfg.Topic, cfg.Group, shard),
+		highKey:      RowsHighKey(cfg.Topic, shard),
 		lateMS:       cfg.Lateness.Milliseconds(),
 		graceMS:      cfg.SessionGrace.Milliseconds(),
 		maxRows:      cfg.MaxCachedRows,

@@ -23,7 +23,9 @@
 // Every process gets a free 127.0.0.1 port, --registry=consul (when GLIMPSE_TEST_CONSUL is
 // set) with its own advertise address, and the fleet's engines; extra flags given to Start*
 // come last and win. A failed test logs the tail of every process's output and keeps the
-// whole of it under $TMPDIR/glimpse-fleet-logs/<test>/.
+// whole of it under $TMPDIR/glimpse-fleet-logs/<test>/ (GLIMPSE_TEST_LOGS=<dir> keeps every
+// test's, passed or not, under <dir>/<test>/; GLIMPSE_TEST_KEEP=1 keeps a failed test's
+// keyspace and topic).
 //
 // A gateway routes to every collector and query instance registered in its Consul. Tests
 // that send through a gateway should give the fleet its own agent (FleetOptions.PrivateConsul)
@@ -578,18 +580,23 @@ func (f *Fleet) cleanup() {
 		}()
 	}
 	wg.Wait()
-	if f.t.Failed() {
-		dir := filepath.Join(os.TempDir(), "glimpse-fleet-logs", fileSanitizer.ReplaceAllString(f.t.Name(), "_"))
+	if logs := os.Getenv("GLIMPSE_TEST_LOGS"); f.t.Failed() || logs != "" {
+		if logs == "" {
+			logs = filepath.Join(os.TempDir(), "glimpse-fleet-logs")
+		}
+		dir := filepath.Join(logs, fileSanitizer.ReplaceAllString(f.t.Name(), "_"))
 		_ = os.MkdirAll(dir, 0o755)
 		for _, p := range procs {
 			file := filepath.Join(dir, strings.ReplaceAll(p.Name, "#", "_")+".log")
 			_ = os.WriteFile(file, []byte(p.Logs()), 0o644)
-			f.t.Logf("---- %s (%s; exit: %v; whole output in %s) ----\n%s", p.Name, strings.Join(p.Args, " "), p.err, file, p.Tail(12<<10))
+			if f.t.Failed() {
+				f.t.Logf("---- %s (%s; exit: %v; whole output in %s) ----\n%s", p.Name, strings.Join(p.Args, " "), p.err, file, p.Tail(12<<10))
+			}
 		}
-		if os.Getenv("GLIMPSE_TEST_KEEP") != "" {
-			f.t.Logf("kept keyspace %s and topic %s (GLIMPSE_TEST_KEEP)", f.Keyspace, f.Topic)
-			return
-		}
+	}
+	if f.t.Failed() && os.Getenv("GLIMPSE_TEST_KEEP") != "" {
+		f.t.Logf("kept keyspace %s and topic %s (GLIMPSE_TEST_KEEP)", f.Keyspace, f.Topic)
+		return
 	}
 	f.dropKeyspace()
 	f.deleteTopic()

@@ -3,7 +3,8 @@
 // `glimpse all` started on that directory processes them through its real processor. The
 // query and memory benchmarks in docs/benchmarks.md use it: HTTP ingest of ten million
 // events would take most of an hour on a small machine and measure the collector, not the
-// query path.
+// query path. With --kafka it publishes to a Kafka topic instead, for `glimpse processor
+// --bus=kafka` to consume (test/bench/fleet.sh).
 package main
 
 import (
@@ -16,10 +17,12 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/glimpse-analytics/glimpse/internal/bus"
 	"github.com/glimpse-analytics/glimpse/internal/bus/embedded"
+	kafkabus "github.com/glimpse-analytics/glimpse/internal/bus/kafka"
 	"github.com/glimpse-analytics/glimpse/internal/event"
 )
 
@@ -32,9 +35,20 @@ func main() {
 	partitions := flag.Int("partitions", 8, "partitions of the topic if it is new (glimpse's --bus.partitions)")
 	pages := flag.Int("pages", 200, "distinct page paths")
 	seed := flag.Uint64("seed", 1, "seed of the generated traffic")
+	kafka := flag.String("kafka", "", "comma-separated Kafka brokers: publish there (topic created with --partitions) instead of to the embedded bus")
 	flag.Parse()
 
-	b, err := embedded.Open(filepath.Join(*dataDir, "bus"), embedded.Options{Partitions: *partitions, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var b bus.Bus
+	var err error
+	if *kafka != "" {
+		cfg := kafkabus.DefaultConfig()
+		cfg.Brokers = strings.Split(*kafka, ",")
+		cfg.Partitions = *partitions
+		b, err = kafkabus.New(cfg, kafkabus.Options{Logger: logger})
+	} else {
+		b, err = embedded.Open(filepath.Join(*dataDir, "bus"), embedded.Options{Partitions: *partitions, Logger: logger})
+	}
 	if err != nil {
 		log.Fatal(err)
 	}
