@@ -11,6 +11,7 @@ go build -o "$work/glimpse" ./cmd/glimpse
 go build -o "$work/bulkload" ./test/bench/bulkload
 go build -o "$work/querybench" ./test/bench/querybench
 go build -o "$work/fleetbench" ./test/bench/fleetbench
+go build -o "$work/ceiling" ./test/bench/ceiling
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$work/fleetbench" --bin="$work" --kafka="${KAFKA_ADDR:-127.0.0.1:9092}" --cassandra="${CASSANDRA_ADDR:-127.0.0.1:9042}" "$@"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -20,6 +20,12 @@
 //	p.Kill()        // SIGKILL
 //	p = p.Restart() // same flags and address, waits for /readyz
 //
+// Other helpers: f.Glimpse runs a CLI command against the fleet's keyspace (sites, keys,
+// migrate), f.Key is an admin API key (made with `glimpse keys create --admin`, as the query
+// API wants one), f.API(q) is a query endpoint with that key, Proc.Metric sums a metric of
+// /metrics, Proc.CountLogs and Proc.Tail read a process's output, WaitFor polls with a
+// bound and a clear failure, f.CQL opens a session on the fleet's Cassandra.
+//
 // Every process gets a free 127.0.0.1 port, --registry=consul (when GLIMPSE_TEST_CONSUL is
 // set) with its own advertise address, and the fleet's engines; extra flags given to Start*
 // come last and win. A failed test logs the tail of every process's output and keeps the
@@ -871,6 +877,8 @@ func privateDir(t testing.TB, kind string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		// The deploy/local scripts lock <dir>.lock while they start or stop the engine.
+		os.Remove(dir + ".lock")
 		if !t.Failed() {
 			os.RemoveAll(dir)
 		} else {

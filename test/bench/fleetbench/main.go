@@ -23,10 +23,14 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gocql/gocql"
@@ -44,24 +48,46 @@ var (
 	processors = flag.Int("processors", 1, "processors draining the bulk topic")
 	queries    = flag.Int("queries", 200, "measured querybench repetitions (step 3)")
 	keep       = flag.Bool("keep", false, "keep the keyspace and topics")
+	pidFiles   = flag.String("engine-pids", ".cache/run/kafka/kafka.pid,.cache/run/cassandra/cassandra.pid", "PID files of the Kafka and Cassandra processes, to report the CPU time they use during each step (deploy/local's defaults)")
+	remove     = flag.String("remove", "", "only remove the keyspace and topics of an earlier run (the keyspace name it printed, e.g. bench1764130000), then exit")
 )
 
 func main() {
 	flag.Parse()
+	if *remove != "" {
+		cleanup(*remove, *remove+"-beacons", *remove+"-bulk")
+		return
+	}
 	run := fmt.Sprintf("bench%d", time.Now().Unix())
 	ks, beacons, bulkTopic := run, run+"-beacons", run+"-bulk"
 	work, err := os.MkdirTemp("", "fleetbench")
 	check(err)
-	var procs []*exec.Cmd
-	defer func() {
-		for _, p := range procs {
-			_ = p.Process.Signal(os.Interrupt)
-			_, _ = p.Process.Wait()
-		}
-		if !*keep {
-			cleanup(ks, beacons, bulkTopic)
-		}
-		os.RemoveAll(work)
+	var (
+		mu    sync.Mutex
+		procs []*exec.Cmd
+		once  sync.Once
+	)
+	finish := func() {
+		once.Do(func() {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, p := range procs {
+				_ = p.Process.Signal(os.Interrupt)
+				_, _ = p.Process.Wait()
+			}
+			if !*keep {
+				cleanup(ks, beacons, bulkTopic)
+			}
+			os.RemoveAll(work)
+		})
+	}
+	defer finish()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		finish()
+		os.Exit(1)
 	}()
 	store := []string{"--store=cassandra", "--cassandra.hosts=" + *cassandra, "--cassandra.keyspace=" + ks}
 	busFlags := []string{"--bus=kafka", "--kafka.brokers=" + *kafka, "--kafka.partitions=" + strconv.Itoa(*partitions)}
@@ -74,7 +100,9 @@ func main() {
 		cmd := exec.Command(glimpse, append(append([]string{name, "--addr=" + addr}, common...), args...)...)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		check(cmd.Start())
+		mu.Lock()
 		procs = append(procs, cmd)
+		mu.Unlock()
 		url := "http://" + addr
 		for i := 0; ; i++ {
 			if resp, err := http.Get(url + "/readyz"); err == nil && resp.StatusCode == 200 {
@@ -90,10 +118,29 @@ func main() {
 	fmt.Printf("machine: %d CPUs (GOMAXPROCS), Kafka %s, Cassandra %s; keyspace %s\n", runtime.NumCPU(), *kafka, *cassandra, ks)
 
 	if *events > 0 {
-		_, collector := start("collector", append(append(busFlags, store...), "--collector.topic="+beacons)...)
+		ceiling := filepath.Join(*bin, "ceiling")
+		var ceilingCmd *exec.Cmd
+		var ceilingURL string
+		if _, err := os.Stat(ceiling); err == nil {
+			addr := freeAddr()
+			ceilingCmd = exec.Command(ceiling, "-addr", addr)
+			check(ceilingCmd.Start())
+			mu.Lock()
+			procs = append(procs, ceilingCmd)
+			mu.Unlock()
+			ceilingURL = "http://" + addr
+			time.Sleep(300 * time.Millisecond)
+		}
+		collectorCmd, collector := start("collector", append(append(busFlags, store...), "--collector.topic="+beacons)...)
 		for _, c := range strings.Split(*concurrent, ",") {
+			if ceilingURL != "" {
+				fmt.Printf("\n== ceiling: glimpse loadgen --events=%d --concurrency=%s → bare net/http handler (test/bench/ceiling)\n", *events, c)
+				soft(glimpse, "loadgen", "--target="+ceilingURL, "--events="+strconv.Itoa(*events), "--concurrency="+c, "--sites=bench.example", "--seed=1")
+			}
 			fmt.Printf("\n== publish: glimpse loadgen --events=%d --concurrency=%s → glimpse collector --bus=kafka (%d partitions)\n", *events, c, *partitions)
+			cpu := cpuMeter(map[string]*exec.Cmd{"collector": collectorCmd})
 			soft(glimpse, "loadgen", "--target="+collector, "--events="+strconv.Itoa(*events), "--concurrency="+c, "--sites=bench.example", "--seed=1")
+			cpu()
 		}
 	}
 	if *bulk == 0 {
@@ -108,10 +155,13 @@ func main() {
 	}
 	_, query := start("query", append(store, "--query.auth=false")...)
 	var urls []string
+	procCmds := map[string]*exec.Cmd{}
 	t0 := time.Now()
+	cpu := cpuMeter(procCmds)
 	for i := 0; i < *processors; i++ {
-		_, u := start("processor", append(append(busFlags, store...), "--processor.topic="+bulkTopic, "--processor.group="+run+"-processors")...)
+		c, u := start("processor", append(append(busFlags, store...), "--processor.topic="+bulkTopic, "--processor.group="+run+"-processors")...)
 		urls = append(urls, u)
+		procCmds[fmt.Sprintf("processor-%d", i+1)] = c
 	}
 	sum := func(name string) float64 {
 		total := 0.0
@@ -141,6 +191,7 @@ func main() {
 	stored := sum("glimpse_store_events_written_total")
 	fmt.Printf("processor: %d events in %s = %.0f events/s (from start, group join included; %.0f events/s from the first flush)\n",
 		published, elapsed.Round(100*time.Millisecond), float64(published)/elapsed.Seconds(), float64(published)/time.Since(firstAt).Seconds())
+	cpu()
 	fmt.Printf("cassandra: %.0f rollup rows (%.0f store rows) + %.0f events written = %.0f rollup rows/s, %.0f (rows+events)/s\n",
 		rows, storeRows, stored, rows/elapsed.Seconds(), (storeRows+stored)/elapsed.Seconds())
 
@@ -159,6 +210,65 @@ func cli(name string, args ...string) string {
 		log.Fatalf("%s %s: %v", name, strings.Join(args, " "), err)
 	}
 	return string(out)
+}
+
+// cpuMeter starts measuring the CPU time of the given processes and of the engines (the
+// PID files of --engine-pids); the returned func prints each one's share of the wall time.
+func cpuMeter(cmds map[string]*exec.Cmd) func() {
+	pids := map[string]int{}
+	for name, c := range cmds {
+		pids[name] = c.Process.Pid
+	}
+	for _, f := range strings.Split(*pidFiles, ",") {
+		raw, err := os.ReadFile(f)
+		if pid, perr := strconv.Atoi(strings.TrimSpace(string(raw))); err == nil && perr == nil {
+			pids[strings.TrimSuffix(filepath.Base(f), ".pid")] = pid
+		}
+	}
+	start, t0 := map[string]float64{}, time.Now()
+	for name, pid := range pids {
+		start[name] = cpuSeconds(pid)
+	}
+	return func() {
+		// processes added to cmds after the start (processors) count from zero
+		for name, c := range cmds {
+			if _, ok := pids[name]; !ok {
+				pids[name] = c.Process.Pid
+			}
+		}
+		wall := time.Since(t0).Seconds()
+		var parts []string
+		for name, pid := range pids {
+			parts = append(parts, fmt.Sprintf("%s %.0f%%", name, 100*(cpuSeconds(pid)-start[name])/wall))
+		}
+		sort.Strings(parts)
+		fmt.Printf("CPU over %.1fs (100%% = one core): %s; load average %s\n", wall, strings.Join(parts, ", "), loadavg())
+	}
+}
+
+// cpuSeconds is the user+system CPU time of a process so far.
+func cpuSeconds(pid int) float64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(raw)
+	f := strings.Fields(s[strings.LastIndex(s, ")")+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // USER_HZ
+}
+
+func loadavg() string {
+	raw, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(raw))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // soft runs a command like cli but only reports a failure (loadgen exits 1 when a beacon
@@ -188,7 +298,8 @@ func metric(url, name string) float64 {
 		if !strings.HasPrefix(line, name) || len(line) == len(name) || (line[len(name)] != ' ' && line[len(name)] != '{') {
 			continue
 		}
-		f := strings.Fields(line[strings.LastIndex(line, "}")+1:])
+		rest := line[len(name):]
+		f := strings.Fields(rest[strings.LastIndex(rest, "}")+1:])
 		if len(f) > 0 {
 			v, _ := strconv.ParseFloat(f[0], 64)
 			total += v
