@@ -13,10 +13,10 @@ CONSUL_ADDR    ?= 127.0.0.1:8500
 ENGINE_ENV := GLIMPSE_TEST_KAFKA=$(KAFKA_ADDR) GLIMPSE_TEST_CASSANDRA=$(CASSANDRA_ADDR) GLIMPSE_TEST_CONSUL=$(CONSUL_ADDR) \
               GLIMPSE_TEST_KAFKA_SCRIPT=$(CURDIR)/deploy/local/kafka.sh GLIMPSE_TEST_CASSANDRA_SCRIPT=$(CURDIR)/deploy/local/cassandra.sh
 
-.PHONY: help build run test check unit unit-fast e2e fuzz browser web bench engines-up engines-down clean
+.PHONY: help build run test check unit unit-fast e2e fuzz browser web bench engines-up engines-down check-deploy cluster cluster-down cluster-status clean
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}'
 
 build: ## Build bin/glimpse
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/glimpse
@@ -24,7 +24,7 @@ build: ## Build bin/glimpse
 run: build ## Run `glimpse all` on http://localhost:8080 with data in ./data
 	./$(BIN) all --addr=:8080 --data-dir=./data
 
-test: check engines-up unit fuzz browser ## Everything CI runs: vet, format, all tests on real Kafka/Cassandra/Consul, short fuzzing
+test: check check-deploy engines-up unit fuzz browser ## Everything CI runs: vet, format, all tests on real Kafka/Cassandra/Consul, short fuzzing
 
 check: ## go vet and gofmt
 	$(GO) vet ./...
@@ -37,6 +37,10 @@ unit: ## All Go tests (unit, conformance, end-to-end, crash), with the real engi
 unit-fast: ## Go tests without the real engines (those tests skip)
 	$(GO) test -count=1 -timeout 20m ./...
 
+check-deploy: ## Check deploy/compose (compose file, alerts, dashboard) against the code; promtool on the Prometheus files
+	$(GO) test -count=1 -run 'Compose|Prometheus|Deploy|Metric|Alerts|Dashboard|Healthcheck' ./cmd/glimpse/
+	deploy/compose/check.sh
+
 engines-up: ## Start real Kafka, Cassandra and Consul as local processes (fetched/built on first use)
 	deploy/local/kafka.sh start
 	deploy/local/cassandra.sh start
@@ -46,6 +50,15 @@ engines-down: ## Stop the engines engines-up started
 	-deploy/local/consul.sh stop
 	-deploy/local/cassandra.sh stop
 	-deploy/local/kafka.sh stop
+
+cluster: ## Run the fleet as local processes: 2 collectors, 2 processors, 2 query, a gateway (deploy/local/cluster.sh up)
+	deploy/local/cluster.sh up
+
+cluster-down: ## Stop the fleet of `make cluster`, and only the engines it started
+	deploy/local/cluster.sh down
+
+cluster-status: ## Engines and fleet members of `make cluster`
+	deploy/local/cluster.sh status
 
 e2e: ## Only the end-to-end and crash tests against the built binary
 	$(GO) test -count=1 -timeout 15m -v ./test/e2e/

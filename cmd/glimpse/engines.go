@@ -56,7 +56,9 @@ func (e *engines) openStore(ctx context.Context) (store.Store, error) {
 			return nil, err
 		}
 		e.log.Info("opening embedded store", "dir", dir)
-		return pebblestore.Open(dir, pebblestore.Options{Logger: e.log.With("engine", "pebble-store"), Metrics: e.metrics})
+		// The retention.* settings are registered with the Cassandra ones (they are its TTLs)
+		// but apply to every engine: the embedded store enforces them by a background sweep.
+		return pebblestore.Open(dir, pebblestore.Options{Logger: e.log.With("engine", "pebble-store"), Metrics: e.metrics, Retention: e.ec.cassandra.Retention()})
 	case "memory":
 		e.log.Warn("using the in-memory store: every number is lost when the process exits")
 		return memstore.New(), nil

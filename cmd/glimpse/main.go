@@ -35,6 +35,7 @@ func commands() []command {
 		{"migrate", "Create or upgrade the store's schema (Cassandra).", runMigrate},
 		{"sites", "Add, list or remove the sites Glimpse counts (glimpse sites --help).", runSites},
 		{"keys", "Create, list or revoke API keys of the query API and dashboard (glimpse keys --help).", runKeys},
+		{"healthcheck", "Exit 0 when a target's /readyz (or another URL) answers 2xx; for container healthchecks.", runHealthcheck},
 		{"loadgen", "Send realistic synthetic traffic to a running Glimpse and report what was acknowledged.", runLoadgen},
 		{"version", "Print the version.", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "glimpse", version)
@@ -85,7 +86,7 @@ func isHelp(a string) bool { return a == "-h" || a == "--help" || a == "-help" }
 func printHelp(w io.Writer) {
 	fmt.Fprintf(w, "Glimpse %s: self-hosted web analytics.\n\nUsage: glimpse [target] [--setting=value ...]\n\nTargets:\n", version)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, "\n`glimpse <target> --help` lists the settings of a target. Every setting can also be given\nas an environment variable: GLIMPSE_ + its name in capitals, dots and dashes as underscores.\n")
 }

@@ -259,6 +259,7 @@ func sitesCommands() []subcommand {
 	var (
 		hostnames listFlag
 		timezone  string
+		currency  string
 		public    bool
 		update    bool
 		asJSON    bool
@@ -266,10 +267,11 @@ func sitesCommands() []subcommand {
 	return []subcommand{
 		{
 			name: "add", short: "Add a site (or --update one).", args: " <domain>",
-			summary: "Adds a site: the domain its tracker sends (data-site), the page hostnames whose events count\nfor it (default: the domain and its subdomains), its time zone, and whether its numbers are\npublic (readable without an API key).",
+			summary: "Adds a site: the domain its tracker sends (data-site), the page hostnames whose events count\nfor it (default: the domain and its subdomains), its time zone, whether its numbers are\npublic (readable without an API key), and the currency its revenue is reported in.",
 			flags: func(fs *flag.FlagSet) {
 				fs.Var(&hostnames, "hostnames", "comma-separated page `hostnames` whose events count for the site: example.com (that hostname), *.example.com (its subdomains), * (any); default: the domain and its subdomains")
 				fs.StringVar(&timezone, "timezone", "UTC", "IANA time zone of the site, such as Europe/Berlin")
+				fs.StringVar(&currency, "currency", "", "ISO 4217 `code` revenue is reported in, such as EUR (goals and revenue: see glimpse sites goals --help)")
 				fs.BoolVar(&public, "public", false, "let anyone read the site's numbers through the query API and the dashboard, without an API key")
 				fs.BoolVar(&update, "update", false, "change a site that exists already: the settings given replace its own, the others keep their values")
 			},
@@ -277,7 +279,7 @@ func sitesCommands() []subcommand {
 				if err := exactArgs(args, 1, "the site's domain, e.g. glimpse sites add example.com"); err != nil {
 					return err
 				}
-				s := sites.Site{Domain: args[0], Hostnames: hostnames, Timezone: timezone, Public: public}
+				s := sites.Site{Domain: args[0], Hostnames: hostnames, Timezone: timezone, Public: public, Currency: currency}
 				return sf.withStore(ctx, stderr, true, func(st store.Store) error {
 					dir := sites.NewDirectory(st, sites.Options{})
 					added, err := dir.Add(ctx, s)
@@ -293,6 +295,9 @@ func sitesCommands() []subcommand {
 						if sf.given["timezone"] {
 							s.Timezone = timezone
 						}
+						if sf.given["currency"] {
+							s.Currency = currency
+						}
 						if sf.given["public"] {
 							s.Public = public
 						}
@@ -304,6 +309,9 @@ func sitesCommands() []subcommand {
 						return err
 					}
 					fmt.Fprintf(stdout, "%s site %s: hostnames %s; time zone %s; %s\n", verb, added.Domain, strings.Join(added.Hostnames, ", "), added.Timezone, access(added))
+					if added.Currency != "" {
+						fmt.Fprintf(stdout, "Revenue is reported in %s.\n", added.Currency)
+					}
 					if !added.Public {
 						fmt.Fprintf(stdout, "A key to read its numbers: glimpse keys create --site=%s\n", added.Domain)
 					}
@@ -352,7 +360,7 @@ func sitesCommands() []subcommand {
 		},
 		{
 			name: "remove", short: "Remove a site.", args: " <domain>",
-			summary: "Removes a site: the collector drops its events from then on. Its numbers stay in the store,\nand API keys naming it keep their scope.",
+			summary: "Removes a site: the collector drops its events from then on. Its numbers stay in the store,\nand API keys naming it keep their scope (glimpse sites delete removes those too).",
 			run: func(ctx context.Context, sf *storeFlags, args []string, stdout, stderr io.Writer) error {
 				if err := exactArgs(args, 1, "the site's domain, e.g. glimpse sites remove example.com"); err != nil {
 					return err
@@ -374,6 +382,9 @@ func sitesCommands() []subcommand {
 				})
 			},
 		},
+		sitesDeleteCommand(), // sites_delete.go
+		mpSecretCommand(),    // sites_mp.go
+		sitesGoalsCommand(),  // sites_goals.go
 	}
 }
 

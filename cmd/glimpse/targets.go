@@ -189,8 +189,13 @@ func serve(ctx context.Context, t targetSpec, g globalConfig, ec engineConfigs, 
 	services = append(services, closer("registry", reg.Close))
 
 	inproc := map[string]http.Handler{}
-	mux := http.NewServeMux()
-	telemetry.Mount(mux, metrics, readiness(mgr))
+	mux := server.NewMux()
+	deps := &telemetry.DependencyProbe{Deps: dependencies(map[string]any{"store": st, "bus": b, "registry": reg})}
+	telemetry.Mount(mux, metrics, telemetry.AllReady(readiness(mgr), deps.Check))
+	httpMetrics, err := server.NewHTTPMetrics(metrics, t.name)
+	if err != nil {
+		return err
+	}
 	if g.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -234,7 +239,7 @@ func serve(ctx context.Context, t targetSpec, g globalConfig, ec engineConfigs, 
 			return err
 		}
 		services = append(services, c)
-		expose(registry.Collector, c.Handler(), "/api/event")
+		expose(registry.Collector, c.Handler(), collector.Path, collector.MPPath)
 	}
 	if t.gateway {
 		gw, err := gateway.New(sc.gateway, gateway.Deps{
@@ -246,7 +251,7 @@ func serve(ctx context.Context, t targetSpec, g globalConfig, ec engineConfigs, 
 		}
 		mux.Handle("/", gw.Handler())
 	}
-	httpServer := &server.HTTP{ServiceName: "http", Addr: g.Addr, Handler: mux, Log: log}
+	httpServer := &server.HTTP{ServiceName: "http", Addr: g.Addr, Handler: httpMetrics.Instrument(mux), Log: log}
 	services = append(services, httpServer, registration(reg, registrations, log))
 
 	if t.isAll() {
@@ -294,6 +299,18 @@ func readiness(m *lifecycle.Manager) telemetry.Probe {
 		}
 		return nil
 	}
+}
+
+// dependencies returns a readiness check for each engine this process opened that can
+// tell whether it answers (see telemetry.Pinger), in a fixed order.
+func dependencies(engines map[string]any) []telemetry.Dependency {
+	var out []telemetry.Dependency
+	for _, name := range []string{"store", "bus", "registry"} {
+		if p, ok := engines[name].(telemetry.Pinger); ok && p != nil {
+			out = append(out, telemetry.Dependency{Name: name, Ping: p.Ping})
+		}
+	}
+	return out
 }
 
 func closer(name string, close func() error) lifecycle.Service {

@@ -16,14 +16,79 @@ package bus
 import (
 	"context"
 	"errors"
+	"strconv"
 )
 
 // Message is one record on the bus. Partition and Offset are set by the bus on consume.
 type Message struct {
 	Key       []byte
 	Value     []byte
+	Headers   []Header // metadata next to the value (Kafka record headers); nil for events
 	Partition int
 	Offset    int64
+}
+
+// Header is one piece of metadata carried with a message.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// DeadLetterer is implemented by buses that can set aside a message its consumer cannot
+// process (bytes that do not decode), so that nothing the bus acknowledged is dropped
+// silently: the message stays readable, with why and where it came from, while the
+// consumer moves past it.
+type DeadLetterer interface {
+	// DeadLetter durably appends m, read from topic, to DeadLetterTopic(topic) with its
+	// key, its value as it was and headers naming the reason and m's source topic,
+	// partition and offset (see DeadLetterHeaders). It returns nil only once the dead
+	// letter is stored: only then may the consumer commit past m. Errors are those of
+	// Publish.
+	DeadLetter(ctx context.Context, topic string, m Message, reason string) error
+
+	// DeadLetterTopic names the topic dead letters of topic go to.
+	DeadLetterTopic(topic string) string
+}
+
+// DeadLetterSuffix makes a topic's default dead-letter topic: "events" → "events.dead-letter".
+const DeadLetterSuffix = ".dead-letter"
+
+// Header keys of a dead letter.
+const (
+	HeaderDeadLetterReason = "glimpse-dead-letter-reason"
+	HeaderSourceTopic      = "glimpse-source-topic"
+	HeaderSourcePartition  = "glimpse-source-partition"
+	HeaderSourceOffset     = "glimpse-source-offset"
+)
+
+// maxReasonBytes bounds the reason header: a decoder's error quoting the bad input must
+// not make the dead letter larger than the message it sets aside.
+const maxReasonBytes = 512
+
+// DeadLetterHeaders returns m's own headers followed by those saying why m, read from
+// topic, became a dead letter and where it came from.
+func DeadLetterHeaders(topic string, m Message, reason string) []Header {
+	if len(reason) > maxReasonBytes {
+		reason = reason[:maxReasonBytes]
+	}
+	h := make([]Header, 0, len(m.Headers)+4)
+	h = append(h, m.Headers...)
+	return append(h,
+		Header{Key: HeaderDeadLetterReason, Value: []byte(reason)},
+		Header{Key: HeaderSourceTopic, Value: []byte(topic)},
+		Header{Key: HeaderSourcePartition, Value: strconv.AppendInt(nil, int64(m.Partition), 10)},
+		Header{Key: HeaderSourceOffset, Value: strconv.AppendInt(nil, m.Offset, 10)},
+	)
+}
+
+// HeaderValue returns the value of the first header named key, and whether there is one.
+func HeaderValue(headers []Header, key string) ([]byte, bool) {
+	for _, h := range headers {
+		if h.Key == key {
+			return h.Value, true
+		}
+	}
+	return nil, false
 }
 
 // ErrUnavailable wraps errors that mean "the bus cannot take writes right now" (broker down,

@@ -60,6 +60,10 @@ type Site struct {
 	Auto bool `json:"auto,omitempty"`
 	// Created is when the site was added.
 	Created time.Time `json:"created"`
+	// Currency is the ISO 4217 code revenue is reported in ("EUR"); "" for none (goals.go).
+	Currency string `json:"currency,omitempty"`
+	// Goals are the conversions the query API reports as event:goal (goals.go).
+	Goals []Goal `json:"goals,omitempty"`
 }
 
 // DefaultHostnames are the hostnames a site allows when none are given: the domain and its
@@ -197,6 +201,12 @@ func (s Site) Normalize() (Site, error) {
 		s.Hostnames = DefaultHostnames(d)
 	}
 	if s.Timezone, err = ValidateTimezone(s.Timezone); err != nil {
+		return Site{}, err
+	}
+	if s.Currency, err = ValidateCurrency(s.Currency); err != nil {
+		return Site{}, err
+	}
+	if s.Goals, err = normalizeGoals(s.Goals); err != nil {
 		return Site{}, err
 	}
 	return s, nil

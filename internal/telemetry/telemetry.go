@@ -16,6 +16,8 @@ import (
 
 // NewLogger returns a slog logger writing to w. format is "text" (one process, a person
 // reading) or "json" (the fleet, a log pipeline reading); level is debug|info|warn|error.
+// Records logged with a context that carries a request id (see WithRequestID) get a
+// request_id attribute.
 func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
@@ -24,9 +26,9 @@ func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: lvl}
 	switch strings.ToLower(format) {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(contextHandler{slog.NewTextHandler(w, opts)}), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(contextHandler{slog.NewJSONHandler(w, opts)}), nil
 	}
 	return nil, fmt.Errorf("log format %q: use text or json", format)
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/internal/bus"
 	"github.com/glimpse-analytics/glimpse/internal/event"
+	"github.com/glimpse-analytics/glimpse/internal/geo"
 	"github.com/glimpse-analytics/glimpse/internal/sites"
 	"github.com/glimpse-analytics/glimpse/internal/store"
 )
@@ -55,6 +57,11 @@ type Collector struct {
 	ua    *UAParser
 	salts *salts
 	sites *sites.Directory
+	geo   *geo.DB // nil: no database, locations are unknown
+
+	geoMetrics *geoMetrics
+	// mpSecrets verifies the api_secret of Measurement Protocol requests (mp.go).
+	mpSecrets *sites.MPSecrets
 
 	maintainEvery time.Duration
 	cleanedDay    int64 // last day whose stale salts were deleted; Run's goroutine only
@@ -64,7 +71,7 @@ type Collector struct {
 	inflight sync.WaitGroup
 	pending  atomic.Int64
 
-	publishLog, saltLog throttle
+	publishLog, saltLog, geoLog throttle
 }
 
 // New checks cfg and deps and returns a collector. Call Start before serving requests.
@@ -88,6 +95,14 @@ func New(cfg Config, deps Deps) (*Collector, error) {
 	if err != nil {
 		return nil, err
 	}
+	gm, err := newGeoMetrics(deps.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	geoDB, err := openGeo(cfg.GeoIPDB, deps.Log, gm)
+	if err != nil {
+		return nil, err
+	}
 	cfg.TrustedProxies = append(PrefixList(nil), cfg.TrustedProxies...)
 	return &Collector{
 		cfg:           cfg,
@@ -98,6 +113,9 @@ func New(cfg Config, deps Deps) (*Collector, error) {
 		ua:            NewUAParser(cfg.UACacheSize),
 		salts:         newSalts(deps.Meta),
 		sites:         sites.NewDirectory(deps.Meta, sites.Options{TTL: cfg.SitesRefresh, Now: deps.Now}),
+		geo:           geoDB,
+		geoMetrics:    gm,
+		mpSecrets:     sites.NewMPSecrets(deps.Meta, sites.Options{TTL: cfg.SitesRefresh, Now: deps.Now}),
 		maintainEvery: maintainEvery,
 		cleanedDay:    math.MinInt64,
 	}, nil
@@ -182,8 +200,14 @@ func (c *Collector) Stop(ctx context.Context) error {
 	}
 }
 
-// Handler serves POST /api/event (and OPTIONS; other methods get 405).
-func (c *Collector) Handler() http.Handler { return http.HandlerFunc(c.serveHTTP) }
+// Handler serves POST /api/event (and OPTIONS; other methods get 405) and the Measurement
+// Protocol endpoint POST /mp/collect (mp.go).
+func (c *Collector) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(MPPath, c.serveMP)
+	mux.HandleFunc("/", c.serveHTTP)
+	return mux
+}
 
 const allowed = "POST, OPTIONS"
 
@@ -295,7 +319,7 @@ func (c *Collector) collect(r *http.Request) outcome {
 	}
 	if err != nil {
 		c.saltLog.do(func(suppressed int64) {
-			c.log.Warn("site list unavailable; answering 503", "err", err, "suppressed", suppressed)
+			c.log.WarnContext(ctx, "site list unavailable; answering 503", "err", err, "suppressed", suppressed)
 		})
 		return outcome{code: http.StatusServiceUnavailable, result: resultUnavailable, count: len(b.Sites), retry: true,
 			msg: "the collector cannot read the site list right now (store unavailable); retry later"}
@@ -304,18 +328,22 @@ func (c *Collector) collect(r *http.Request) outcome {
 		return outcome{code: http.StatusAccepted, dropped: dropped}
 	}
 	now := c.now().UnixMilli()
-	ids, err := c.visitorIDs(ctx, r, b, uaString, now)
+	// The client address lives only in this function: it is looked up and hashed into the
+	// visitor ids, and no event, log line or metric carries it.
+	ip := ClientIP(r, c.cfg.TrustedProxies)
+	loc := c.locate(ip)
+	ids, err := c.visitorIDs(ctx, b, ip, uaString, now)
 	if err != nil {
 		c.saltLog.do(func(suppressed int64) {
-			c.log.Warn("visitor-id salt unavailable; answering 503", "err", err, "suppressed", suppressed)
+			c.log.WarnContext(ctx, "visitor-id salt unavailable; answering 503", "err", err, "suppressed", suppressed)
 		})
 		return outcome{code: http.StatusServiceUnavailable, result: resultUnavailable, count: len(b.Sites), retry: true,
 			msg: "the collector cannot compute visitor ids right now (salt store unavailable); retry later"}
 	}
 
-	msgs, err := c.build(b, ua, ids, now)
+	msgs, err := c.build(b, ua, loc, ids, now)
 	if err != nil {
-		c.log.Error("could not encode an event", "err", err)
+		c.log.ErrorContext(ctx, "could not encode an event", "err", err)
 		return outcome{code: http.StatusInternalServerError, result: resultError, count: len(b.Sites),
 			msg: "internal error: the event could not be encoded"}
 	}
@@ -371,8 +399,8 @@ func (c *Collector) admit(ctx context.Context, b *Beacon) (string, error) {
 	return strings.Join(dropped, "; "), nil
 }
 
-// visitorIDs returns one visitor id per site of b.
-func (c *Collector) visitorIDs(ctx context.Context, r *http.Request, b *Beacon, ua string, nowMS int64) ([]uint64, error) {
+// visitorIDs returns one visitor id per site of b; ip is the client's address.
+func (c *Collector) visitorIDs(ctx context.Context, b *Beacon, ip netip.Addr, ua string, nowMS int64) ([]uint64, error) {
 	ids := make([]uint64, len(b.Sites))
 	if b.FirstPartyID != "" {
 		k, err := c.salts.firstPartyKey(ctx)
@@ -388,7 +416,6 @@ func (c *Collector) visitorIDs(ctx context.Context, r *http.Request, b *Beacon, 
 	if err != nil {
 		return nil, err
 	}
-	ip := ClientIP(r, c.cfg.TrustedProxies)
 	for i, site := range b.Sites {
 		ids[i] = cookielessID(k, site, ip, ua)
 	}
@@ -396,9 +423,10 @@ func (c *Collector) visitorIDs(ctx context.Context, r *http.Request, b *Beacon, 
 }
 
 // build enriches b into one encoded message per site.
-func (c *Collector) build(b *Beacon, ua UserAgent, ids []uint64, nowMS int64) ([]bus.Message, error) {
+func (c *Collector) build(b *Beacon, ua UserAgent, loc geo.Location, ids []uint64, nowMS int64) ([]bus.Message, error) {
 	msgs := make([]bus.Message, 0, len(b.Sites))
 	tmpl := enrich(b, ua, nowMS)
+	tmpl.Country, tmpl.Region, tmpl.City = loc.Country, loc.Region, loc.City
 	for i, site := range b.Sites {
 		e := tmpl
 		e.Site, e.VisitorID = site, ids[i]
@@ -465,14 +493,14 @@ func (c *Collector) publish(ctx context.Context, msgs []bus.Message) outcome {
 	case errors.Is(err, bus.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
 		c.m.publish.WithLabelValues("unavailable").Observe(took)
 		c.publishLog.do(func(suppressed int64) {
-			c.log.Warn("bus unavailable; answering 503", "err", err, "suppressed", suppressed)
+			c.log.WarnContext(ctx, "bus unavailable; answering 503", "err", err, "suppressed", suppressed)
 		})
 		return outcome{code: http.StatusServiceUnavailable, result: resultUnavailable, count: len(msgs), retry: true,
 			msg: "the event bus is unavailable or too slow right now; retry later, with the same \"eid\" so the event counts once even if this attempt reached the bus after all"}
 	default:
 		c.m.publish.WithLabelValues("error").Observe(took)
 		c.publishLog.do(func(suppressed int64) {
-			c.log.Error("publish failed", "err", err, "suppressed", suppressed)
+			c.log.ErrorContext(ctx, "publish failed", "err", err, "suppressed", suppressed)
 		})
 		return outcome{code: http.StatusInternalServerError, result: resultError, count: len(msgs),
 			msg: "internal error: the event could not be stored; nothing was stored"}

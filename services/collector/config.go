@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/glimpse-analytics/glimpse/internal/geo"
 )
 
 // Config holds the collector's settings. Start from DefaultConfig.
@@ -31,6 +33,9 @@ type Config struct {
 	// SitesRefresh is how often the site list is reloaded from the store, so a site added
 	// or removed elsewhere is noticed.
 	SitesRefresh time.Duration
+	// GeoIPDB is the path of a City or Country database in MaxMind DB format (.mmdb) that
+	// gives events their country, region and city; empty leaves them unknown.
+	GeoIPDB string
 }
 
 // DefaultConfig returns the settings used when no flag is given.
@@ -68,6 +73,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"create a site on its first event (allowing that event's page hostname) instead of dropping events for sites never added with \"glimpse sites add\"")
 	fs.DurationVar(&c.SitesRefresh, "collector.sites-refresh", c.SitesRefresh,
 		"how often the site list is reloaded from the store (duration), so sites added or removed with \"glimpse sites\" are noticed")
+	fs.StringVar(&c.GeoIPDB, geo.Flag, c.GeoIPDB,
+		"path of a City or Country database in MaxMind DB format (.mmdb: GeoLite2-City or GeoLite2-Country from MaxMind, dbip-city-lite or dbip-country-lite from DB-IP) that gives each event the country, region and city of its client address, which is then discarded; empty: locations are unknown")
 }
 
 // Validate reports the first setting that cannot work.

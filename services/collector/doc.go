@@ -82,7 +82,9 @@
 // meaning; truncated to event.MaxPathLen) and the utm_* parameters. The referrer gives the
 // referrer (host + path) and the source (see SourceOf). The User-Agent gives browser, OS and
 // device (see UAParser); requests from bots are dropped and counted. The event time is the
-// collector's receive time.
+// collector's receive time. With Config.GeoIPDB (--geoip.db), the client IP gives the
+// country, region and city (see internal/geo); without it they are empty. The IP is then
+// dropped: the event carries the location, never the address.
 //
 // # Visitor id
 //

@@ -17,8 +17,6 @@
 package gateway
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -36,6 +34,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/glimpse-analytics/glimpse/internal/server"
 	"github.com/glimpse-analytics/glimpse/services/registry"
 )
 
@@ -243,7 +242,7 @@ func (g *Gateway) Close() error {
 
 func (g *Gateway) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(requestID)
+	r.Use(server.RequestID)
 	event := g.upstream(&route{
 		name: "event", service: registry.Collector, what: "collector",
 		maxBytes: g.cfg.MaxEventBytes, timeout: g.cfg.EventTimeout,
@@ -251,6 +250,14 @@ func (g *Gateway) routes() chi.Router {
 	})
 	r.With(collectCORS).Options("/api/event", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	r.With(collectCORS).Post("/api/event", event.ServeHTTP)
+	// Server-side events (GA4 Measurement Protocol): POST only, no CORS (the api_secret must
+	// not reach browsers), and like beacons never sent twice unless the dial failed.
+	r.Post(mpPath, g.upstream(&route{
+		name: "mp", service: registry.Collector, what: "collector",
+		maxBytes: maxMPBytes, timeout: g.cfg.EventTimeout,
+		siteLimit: g.siteEventLimit, sites: mpSite,
+	}).ServeHTTP)
+	r.Get(openAPIPath, g.instrument("openapi", serveOpenAPI))
 	r.Handle("/api/v1/*", g.upstream(&route{
 		name: "api", service: registry.Query, what: "query service",
 		maxBytes: g.cfg.MaxQueryBytes, timeout: g.cfg.QueryTimeout,
@@ -315,36 +322,9 @@ func collectCORS(next http.Handler) http.Handler {
 	})
 }
 
-const requestIDHeader = "X-Request-Id"
-
-// requestID gives every request an id (or keeps the caller's, if sane) that upstreams log.
-func requestID(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(requestIDHeader)
-		if !saneRequestID(id) {
-			var b [8]byte
-			_, _ = rand.Read(b[:])
-			id = hex.EncodeToString(b[:])
-			r.Header.Set(requestIDHeader, id)
-		}
-		w.Header().Set(requestIDHeader, id)
-		next.ServeHTTP(w, r)
-	})
-}
-
-// saneRequestID accepts caller-chosen ids that are safe to log and forward.
-func saneRequestID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
-			return false
-		}
-	}
-	return true
-}
+// requestIDHeader and the rules for ids live in internal/server, so that every service of
+// the fleet keeps or replaces a caller's id the same way.
+const requestIDHeader = server.RequestIDHeader
 
 func writeError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")

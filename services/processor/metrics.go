@@ -19,6 +19,7 @@ type metrics struct {
 	eventsStored prometheus.Counter
 	openSessions prometheus.Gauge
 	cachedRows   prometheus.Gauge
+	sketchBytes  prometheus.Gauge
 	storeRetries prometheus.Counter
 	checkpoints  prometheus.Counter
 	ckptBytes    prometheus.Gauge
@@ -67,6 +68,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "glimpse_processor_cached_rows",
 			Help: "Rollup rows held in memory by the partitions of this process.",
 		}),
+		sketchBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "glimpse_processor_sketch_bytes",
+			Help: "Approximate bytes of unique-visitor (HyperLogLog) sketches held in the rollup rows cached by the partitions of this process: serialised sketches and buffered visitor ids exactly, each live sketch counted at its dense size (16 KiB, an upper bound). Updated after each flush.",
+		}),
 		storeRetries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "glimpse_processor_store_retries_total",
 			Help: "Store operations retried after an error.",
@@ -93,6 +98,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.eventsStored = register(reg, m.eventsStored)
 	m.openSessions = register(reg, m.openSessions)
 	m.cachedRows = register(reg, m.cachedRows)
+	m.sketchBytes = register(reg, m.sketchBytes)
 	m.storeRetries = register(reg, m.storeRetries)
 	m.checkpoints = register(reg, m.checkpoints)
 	m.ckptBytes = register(reg, m.ckptBytes)

@@ -86,6 +86,7 @@ type Partition struct {
 	reported Stats
 	repSess  int
 	repRows  int
+	repBytes int // sketch bytes last added to the gauge
 }
 
 // Stats counts what a Partition did since it was opened.
@@ -674,6 +675,9 @@ func (p *Partition) report() {
 	p.m.openSessions.Add(float64(len(p.sessions) - p.repSess))
 	p.m.cachedRows.Add(float64(p.rows.n - p.repRows))
 	p.repSess, p.repRows = len(p.sessions), p.rows.n
+	sk := p.sketchBytes()
+	p.m.sketchBytes.Add(float64(sk - p.repBytes))
+	p.repBytes = sk
 }
 
 // Close withdraws the partition's share of the gauges. The partition must not be used
@@ -682,5 +686,6 @@ func (p *Partition) Close() {
 	p.report()
 	p.m.openSessions.Add(float64(-p.repSess))
 	p.m.cachedRows.Add(float64(-p.repRows))
-	p.repSess, p.repRows = 0, 0
+	p.m.sketchBytes.Add(float64(-p.repBytes))
+	p.repSess, p.repRows, p.repBytes = 0, 0, 0
 }

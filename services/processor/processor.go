@@ -221,9 +221,17 @@ func (p *Processor) consume(ctx context.Context, cs *claimState) error {
 				return fmt.Errorf("processor: partition %d offset %d: %w", c.Partition(), m.Offset, err)
 			}
 			if err != nil {
+				// Set aside before skipping: the offset is committed only after the
+				// dead-letter topic holds the message.
+				if dlErr := p.deadLetter(ctx, cs, m, err); dlErr != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return dlErr
+				}
 				p.m.undecodable.Inc()
 				if logged < 10 {
-					log.Warn("skipping undecodable message", "offset", m.Offset, "err", err)
+					log.Warn("skipping undecodable message", "offset", m.Offset, "err", err, "dead_letter", p.deadLetterTopic())
 					logged++
 				}
 				part.Skip(m.Offset)
@@ -253,6 +261,48 @@ func (p *Processor) consume(ctx context.Context, cs *claimState) error {
 		}
 		nextFlush = p.deps.Now().Add(p.cfg.FlushInterval)
 	}
+}
+
+// deadLetter hands an undecodable message to the bus's dead-letter topic, when the bus has
+// one, retrying while the bus is unavailable until it is stored or ctx ends (then it
+// returns ctx's error and the message is read again by whoever holds the partition next).
+// An error retrying cannot fix (the dead letter is too large for the bus) stops the
+// partition rather than dropping the message.
+func (p *Processor) deadLetter(ctx context.Context, cs *claimState, m bus.Message, reason error) error {
+	dl, ok := p.deps.Bus.(bus.DeadLetterer)
+	if !ok {
+		return nil
+	}
+	backoff := p.cfg.RetryMin
+	for attempt := 1; ; attempt++ {
+		err := dl.DeadLetter(ctx, p.cfg.Topic, m, reason.Error())
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !errors.Is(err, bus.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("processor: partition %d offset %d: cannot set an undecodable message aside on %s (the bus refused it for good, for example over a message size limit: fix that and restart; the message is kept): %w",
+				cs.c.Partition(), m.Offset, dl.DeadLetterTopic(p.cfg.Topic), err)
+		}
+		if attempt == 1 || attempt%10 == 0 {
+			cs.log.Warn("cannot set an undecodable message aside on the dead-letter topic; retrying without committing",
+				"offset", m.Offset, "dead_letter", dl.DeadLetterTopic(p.cfg.Topic), "attempt", attempt, "backoff", backoff, "err", err)
+		}
+		if err := sleep(ctx, backoff); err != nil {
+			return err
+		}
+		backoff = min(2*backoff, p.cfg.RetryMax)
+	}
+}
+
+// deadLetterTopic names where undecodable messages go, for log lines.
+func (p *Processor) deadLetterTopic() string {
+	if dl, ok := p.deps.Bus.(bus.DeadLetterer); ok {
+		return dl.DeadLetterTopic(p.cfg.Topic)
+	}
+	return "none (the bus has no dead-letter topic)"
 }
 
 // checkpoint flushes, stores the checkpoint and then commits its position on the bus.

@@ -48,7 +48,7 @@ func (s *Service) authorize(w http.ResponseWriter, r *http.Request, site string)
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 	defer cancel()
 	unavailable := func(err error) (int, string) {
-		s.log.Warn("could not check the API key; answering 503", "site", site, "err", err)
+		s.log.WarnContext(ctx, "could not check the API key; answering 503", "site", site, "err", err)
 		w.Header().Set("Retry-After", "5")
 		return http.StatusServiceUnavailable, "the store cannot check API keys right now; try again in a few seconds"
 	}

@@ -42,6 +42,10 @@ type Config struct {
 	// change often stay out of the cache, since each change drops them again. Set it to the
 	// processor's --processor.lateness, after which a bucket only changes on a replay.
 	CacheAfter time.Duration
+	// FXRates is a file of exchange rates (fx.go) that revenue is converted with into each
+	// site's reporting currency; "" for none, and revenue in other currencies is then
+	// reported by currency.
+	FXRates string
 }
 
 // DefaultConfig returns the defaults the flags show.
@@ -71,6 +75,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.CacheBytes, "query.cache-bytes", c.CacheBytes, "memory for cached past rollup buckets, in bytes (0 disables the cache)")
 	fs.DurationVar(&c.CacheAfter, "query.cache-after", c.CacheAfter, "cache rollup buckets that ended longer ago than this (match --processor.lateness)")
 	fs.BoolVar(&c.ForceScan, "query.force-scan", c.ForceScan, "answer every query by scanning stored events instead of rollups (slow; for checks)")
+	fs.StringVar(&c.FXRates, "query.fx-rates", c.FXRates, "`file` of exchange rates for revenue: CSV lines CODE,RATE (a .csv name) or a JSON object {\"USD\": 0.92}; a rate is the value of one unit in a common base currency (see docs/api.md)")
 	fs.BoolVar(&c.Auth, "query.auth", c.Auth, "require an API key (Authorization: Bearer, made with \"glimpse keys create\") covering the queried site, except for public sites")
 }
 

@@ -2,7 +2,9 @@ package query
 
 import (
 	"encoding/csv"
+	"encoding/json"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -39,6 +41,18 @@ func formatMetric(v any) string {
 		return strconv.FormatInt(x, 10)
 	case float64:
 		return strconv.FormatFloat(x, 'f', -1, 64)
+	case json.Number: // revenue in the reporting currency
+		return x.String()
+	case map[string]json.Number: // revenue by currency: "EUR 12.5; USD 3"
+		curs := make([]string, 0, len(x))
+		for c := range x {
+			curs = append(curs, c)
+		}
+		slices.Sort(curs)
+		for i, c := range curs {
+			curs[i] = c + " " + x[c].String()
+		}
+		return strings.Join(curs, "; ")
 	}
 	return ""
 }
@@ -62,7 +76,7 @@ func csvFilename(q *Query) string {
 		}
 		return '_'
 	}, q.SiteID)
-	from := q.Range.From.UTC().Format(dayLayout)
-	to := q.Range.To.Add(-1).UTC().Format(dayLayout)
+	from := q.Range.From.In(q.zone()).Format(dayLayout)
+	to := q.Range.To.Add(-1).In(q.zone()).Format(dayLayout)
 	return "glimpse-" + site + "-" + from + "-" + to + ".csv"
 }

@@ -18,26 +18,45 @@ import (
 // Execute answers a parsed query from the store: from rollup rows when a rollup holds the
 // answer, otherwise by scanning stored events (see makePlan).
 func (s *Service) Execute(ctx context.Context, q *Query) (*Response, error) {
-	p := makePlan(q, s.cfg.ForceScan)
+	if err := s.localize(ctx, q); err != nil { // zone.go
+		return nil, err
+	}
 	resp := &Response{Query: echo(q)}
-	resp.Meta.Path = p.path
-	resp.Meta.PathReason = p.reason
 	resp.Meta.Warnings = append([]string{}, q.warnings...)
+	if err := s.prepareSite(ctx, q); err != nil { // goals.go
+		return resp, err
+	}
 	var (
 		g   *groups
 		err error
 	)
-	if p.path == PathRollup {
-		resp.Meta.Granularity = p.gran.String()
-		g, err = s.rollup(ctx, q, p, &resp.Meta)
+	if q.usesGoals() {
+		g, err = s.goalGroups(ctx, q, &resp.Meta) // goals.go
 	} else {
-		g, err = s.scan(ctx, q, &resp.Meta)
+		g, err = s.answer(ctx, q, &resp.Meta)
 	}
 	if err != nil {
 		return resp, err
 	}
 	finish(q, g, resp)
+	if q.Compare != nil {
+		if err := s.compare(ctx, q, resp); err != nil { // compare.go
+			return resp, err
+		}
+	}
 	return resp, nil
+}
+
+// answer computes the groups of q from rollups or the scan, and says which in meta.
+func (s *Service) answer(ctx context.Context, q *Query, meta *Meta) (*groups, error) {
+	p := makePlan(q, s.cfg.ForceScan)
+	meta.Path = p.path
+	meta.PathReason = p.reason
+	if p.path == PathRollup {
+		meta.Granularity = p.gran.String()
+		return s.rollupTiled(ctx, q, p, meta) // tiles.go
+	}
+	return s.scan(ctx, q, meta)
 }
 
 // ctxCheckEvery is how many rows or events pass between checks of the request's context.
@@ -58,6 +77,10 @@ type scanEvent struct {
 	kept        bool     // passes every event filter
 	path        string   // for entry and exit pages
 	vals        []string // values of the query's event dimensions, by dimension index
+	mixedVals   []string // values of the event dimensions of filters that also compare visit dimensions
+
+	// rev is the event's revenue, kept only when the query asks for revenue.
+	rev *event.Revenue
 }
 
 // scanVisit gathers the events of one visit seen in the scan window.
@@ -82,7 +105,7 @@ type scanVisit struct {
 //
 // The window read is the date range widened by Config.VisitMargin after it (so visits that
 // started in range are seen whole for their duration, bounce, exit page and the pages they
-// viewed) and, when the query uses the entry page, before it too. A visit longer than the
+// viewed) and, when the query uses the entry or exit page, before it too. A visit longer than the
 // margin is seen cut at the window's edge: see docs/api.md.
 func (s *Service) scan(ctx context.Context, q *Query, meta *Meta) (*groups, error) {
 	from, to := q.Range.From.UnixMilli(), q.Range.To.UnixMilli()
@@ -90,7 +113,9 @@ func (s *Service) scan(ctx context.Context, q *Query, meta *Meta) (*groups, erro
 	usesEntry := usesDimension(q, dims.EntryPage)
 	usesPages := usesEntry || usesDimension(q, dims.ExitPage)
 	lo, hi := from, to+margin
-	if usesEntry {
+	if usesPages {
+		// a visit going on at the start of the range may have viewed its entry page, and
+		// its exit page too when it only sends custom events afterwards, before the range
 		lo = from - margin
 	}
 
@@ -102,12 +127,36 @@ func (s *Service) scan(ctx context.Context, q *Query, meta *Meta) (*groups, erro
 			eventDim[i], hasEventDims = true, true
 		}
 	}
-	var eventFilters, visitFilters []*Filter
+	// A filter on event dimensions only is decided per event as it is read, one on visit
+	// dimensions only per visit once the visit is whole; one comparing both is decided per
+	// event once its visit is whole, so each event keeps the values it compares (mixedDims).
+	var (
+		eventFilters, visitFilters, mixedFilters []*Filter
+		mixedDims                                []string
+	)
 	for i := range q.Filters {
-		if dims.IsEvent(q.Filters[i].Dimension) {
-			eventFilters = append(eventFilters, &q.Filters[i])
-		} else {
-			visitFilters = append(visitFilters, &q.Filters[i])
+		f := &q.Filters[i]
+		fdims := f.dimensions(nil)
+		onEvents, onVisits := false, false
+		for _, d := range fdims {
+			if dims.IsEvent(d) {
+				onEvents = true
+			} else {
+				onVisits = true
+			}
+		}
+		switch {
+		case onEvents && onVisits:
+			mixedFilters = append(mixedFilters, f)
+			for _, d := range fdims {
+				if dims.IsEvent(d) && !slices.Contains(mixedDims, d) {
+					mixedDims = append(mixedDims, d)
+				}
+			}
+		case onEvents:
+			eventFilters = append(eventFilters, f)
+		default:
+			visitFilters = append(visitFilters, f)
 		}
 	}
 
@@ -142,13 +191,22 @@ func (s *Service) scan(ctx context.Context, q *Query, meta *Meta) (*groups, erro
 			t: se.Time, shard: se.Shard, offset: se.Offset, vid: e.VisitorID,
 			pageview: e.IsPageview(), interactive: e.Interactive, engagement: e.IsEngagement(), kept: true,
 		}
+		if q.revenue != nil && !ev.pageview {
+			ev.rev = e.Revenue
+		}
 		if usesPages {
 			ev.path = e.Path
 		}
 		for _, f := range eventFilters {
-			if v, _ := dims.EventValue(f.Dimension, e); !f.Match(v) {
+			if !evalOn(f, func(d string) string { v, _ := dims.EventValue(d, e); return v }) {
 				ev.kept = false
 				break
+			}
+		}
+		if len(mixedDims) > 0 {
+			ev.mixedVals = make([]string, len(mixedDims))
+			for i, d := range mixedDims {
+				ev.mixedVals[i], _ = dims.EventValue(d, e)
 			}
 		}
 		if hasEventDims {
@@ -196,10 +254,10 @@ func (s *Service) scan(ctx context.Context, q *Query, meta *Meta) (*groups, erro
 	}
 	labels := map[int64]string{}
 	label := func(ms int64) string {
-		b := bucketStart(td, floorDiv(ms, 1000))
+		b := bucketStartIn(td, floorDiv(ms, 1000), q.Location)
 		l, ok := labels[b]
 		if !ok {
-			l = formatLabel(td, b)
+			l = formatLabelIn(td, b, q.Location)
 			labels[b] = l
 		}
 		return l
@@ -251,14 +309,36 @@ func (s *Service) scan(ctx context.Context, q *Query, meta *Meta) (*groups, erro
 		}
 		visit.DurationMS = last - v.start
 		keepVisit := true
+		visitValue := func(d string) string { val, _ := dims.VisitValue(d, &visit); return val }
 		for _, f := range visitFilters {
-			if val, _ := dims.VisitValue(f.Dimension, &visit); !f.Match(val) {
+			if !evalOn(f, visitValue) {
 				keepVisit = false
 				break
 			}
 		}
 		if !keepVisit {
 			continue
+		}
+		for i := range v.evs {
+			e := &v.evs[i]
+			if len(mixedFilters) == 0 {
+				break
+			}
+			if !e.kept || e.engagement {
+				continue
+			}
+			value := func(d string) string {
+				if j := slices.Index(mixedDims, d); j >= 0 {
+					return e.mixedVals[j]
+				}
+				return visitValue(d)
+			}
+			for _, f := range mixedFilters {
+				if !f.Eval(value) {
+					e.kept = false
+					break
+				}
+			}
 		}
 		if usesEntry && v.start < lo && inRange {
 			entryGuessed++
@@ -293,6 +373,7 @@ func (s *Service) scan(ctx context.Context, q *Query, meta *Meta) (*groups, erro
 					a.pageviews++
 				} else {
 					a.events++
+					a.rev.add(e.rev)
 				}
 				if a.ids != nil {
 					a.ids[e.vid] = struct{}{}
@@ -330,12 +411,20 @@ func usesDimension(q *Query, d string) bool {
 	if contains(q.Dimensions, d) {
 		return true
 	}
-	for _, f := range q.Filters {
-		if f.Dimension == d {
+	for i := range q.Filters {
+		if slices.Contains(q.Filters[i].dimensions(nil), d) {
 			return true
 		}
 	}
 	return false
+}
+
+// evalOn reports whether f holds for the values value gives; a comparison reads one value.
+func evalOn(f *Filter, value func(d string) string) bool {
+	if !f.isLogical() {
+		return f.Match(value(f.Dimension))
+	}
+	return f.Eval(value)
 }
 
 func max64(a, b int64) int64 {

@@ -2,6 +2,7 @@ package query
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/glimpse-analytics/glimpse/internal/dims"
 	"github.com/glimpse-analytics/glimpse/internal/store"
@@ -32,6 +33,9 @@ type plan struct {
 //     breakdown or, without a breakdown, on a visit dimension (each visit has one value, so
 //     rows add up), or on an event dimension with a single "is" value (one row), or when only
 //     pageviews, events and visitors are asked (visits are what would be double counted);
+//     "and", "or" and "not" over comparisons of one dimension count as one filter on it;
+//   - a breakdown by or filter on a custom property only when a filter on it rejects "":
+//     events without the property have no rows;
 //   - the granularity is the coarsest whose buckets tile both the date range and the time
 //     dimension's buckets: day rows for whole days and day/week/month buckets, hour rows for
 //     time:hour or ranges in whole hours, minute rows for time:minute and realtime;
@@ -44,6 +48,9 @@ func makePlan(q *Query, forceScan bool) plan {
 	}
 	if forceScan || q.ForceScan {
 		return scan("the scan path was forced")
+	}
+	if needsRevenue(q.Metrics) {
+		return scan("rollups hold no revenue; stored events do")
 	}
 	var dim string
 	for _, d := range q.Dimensions {
@@ -63,27 +70,34 @@ func makePlan(q *Query, forceScan bool) plan {
 	case 0:
 	case 1:
 		f := &q.Filters[0]
+		// "and", "or" and "not" over one dimension select rows by value as a leaf does
+		fdim := f.singleDimension()
 		switch {
-		case !isRolled(f.Dimension):
-			return scan("%s has no rollup to filter", f.Dimension)
-		case dim != "" && f.Dimension != dim:
-			return scan("no rollup holds a breakdown by %s filtered on %s", dim, f.Dimension)
-		case dim == "" && dims.IsEvent(f.Dimension) && !singleIs(f) && !onlyEventMetrics(q.Metrics):
-			return scan("a visit can hold several %s values, so visits matching this filter cannot be added up from rollups", f.Dimension)
+		case fdim == "":
+			return scan("no rollup holds a filter on several dimensions (%s)", strings.Join(f.dimensions(nil), ", "))
+		case !isRolled(fdim):
+			return scan("%s has no rollup to filter", fdim)
+		case dim != "" && fdim != dim:
+			return scan("no rollup holds a breakdown by %s filtered on %s", dim, fdim)
+		case dim == "" && dims.IsEvent(fdim) && !singleIs(f) && !onlyEventMetrics(q.Metrics):
+			return scan("a visit can hold several %s values, so visits matching this filter cannot be added up from rollups", fdim)
 		}
-		dim = f.Dimension
+		dim = fdim
 		rowFilter = f
 	default:
 		return scan("no rollup combines %d filters", len(q.Filters))
 	}
-	gran := rangeGranularity(q.Range.From, q.Range.To)
-	if td := q.timeDim(); td != "" {
-		if g := timeDimGranularity(td); g < gran {
-			gran = g
-		}
+	// The processor writes property rows only for events that have the property, so the
+	// rows cannot tell the events without it (value "") apart.
+	if key, ok := strings.CutPrefix(dim, dims.PropsPrefix); ok && (rowFilter == nil || rowFilter.Match("")) {
+		return scan("events without the property %q have no rollup rows", key)
 	}
+	gran := q.granularity() // timeutil.go: the range, the time dimension and the site's zone
 	if gran == store.Minute && dim != "" {
 		return scan("minute rollups hold only totals, not %s", dim)
+	}
+	if gran == store.Minute && minuteRowsExpired(q) {
+		return scan("this date_range needs minute rollups (its edges or buckets are not whole hours of UTC), which are kept only %d days", minuteRetentionDays())
 	}
 	p := plan{path: PathRollup, gran: gran, dimension: dim, rowFilter: rowFilter}
 	if dim == "" {

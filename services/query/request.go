@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/internal/dims"
 	"github.com/glimpse-analytics/glimpse/internal/event"
+	"github.com/glimpse-analytics/glimpse/internal/sites"
 )
 
 // Metric names, as the query API spells them.
@@ -24,13 +25,20 @@ const (
 	MetricBounceRate    = "bounce_rate"
 	MetricVisitDuration = "visit_duration"
 	MetricEvents        = "events"
+	// Goals and revenue (goals.go, revenue.go).
+	MetricConversionRate = "conversion_rate"
+	MetricTotalRevenue   = "total_revenue"
+	MetricAverageRevenue = "average_revenue"
 )
 
-// Metrics lists every metric the API accepts.
+// Metrics lists the traffic metrics; with GoalMetrics, every metric the API accepts.
 var Metrics = []string{
 	MetricVisitors, MetricVisits, MetricPageviews, MetricViewsPerVisit,
 	MetricBounceRate, MetricVisitDuration, MetricEvents,
 }
+
+// GoalMetrics are the metrics of goals and revenue (goals.go, revenue.go).
+var GoalMetrics = []string{MetricConversionRate, MetricTotalRevenue, MetricAverageRevenue}
 
 // Filter operators.
 const (
@@ -59,7 +67,7 @@ type Query struct {
 	SiteID     string
 	Metrics    []string
 	Dimensions []string
-	Filters    []Filter // combined with AND
+	Filters    []Filter // all must hold (AND)
 	Range      DateRange
 	// OrderBy is the complete order, defaults included.
 	OrderBy []Order
@@ -69,20 +77,19 @@ type Query struct {
 	// ForceScan answers this query by scanning stored events even when a rollup could.
 	// It is not part of the JSON API.
 	ForceScan bool
+	// Location is the site's time zone, which days, weeks, months and time labels follow.
+	// Nil until Execute looks it up (ParseQuery resolves date_range in UTC meanwhile).
+	Location *time.Location
+	// Compare is the period the query is compared with (include.comparisons), or nil.
+	Compare *Comparison
 
 	warnings []string
-}
-
-// Filter keeps the events or visits whose Dimension value matches. Filters are built by
-// ParseQuery, which also compiles their patterns.
-type Filter struct {
-	Op         string // one of the Op* constants
-	Dimension  string
-	Values     []string
-	IgnoreCase bool // Plausible's {"case_sensitive": false}
-
-	patterns []*regexp.Regexp // matches / matches_not
-	lowered  []string         // contains / contains_not without case
+	rawRange json.RawMessage // date_range as sent, resolved again in the site's time zone
+	now      time.Time       // what relative date ranges are resolved against
+	// goals are the site's goals, for queries that use event:goal; revenue says how revenue
+	// metrics are reported. Execute sets both from the site (goals.go).
+	goals   []sites.Goal
+	revenue *revenueView
 }
 
 // Order is one sort key: a metric or dimension of the query.
@@ -101,10 +108,13 @@ type Include struct {
 	EmptyBuckets bool
 }
 
-// DateRange is a resolved date range: From <= t < To, both UTC.
+// DateRange is a resolved date range: From <= t < To.
 type DateRange struct {
-	Input    string // what the query said: "day", "7d", "month", "realtime" or "custom"
+	Input    string // what the query said: "day", "7d", "month", "6mo", "year", "all", "realtime" or "custom"
 	From, To time.Time
+	// Days is set when the range is whole days of the site's time zone (everything but
+	// "realtime" and timestamps).
+	Days bool
 }
 
 // Error is a problem with the request that its sender can fix; Status is the HTTP status.
@@ -121,9 +131,7 @@ func badRequest(format string, args ...any) error {
 
 var topLevelFields = []string{"site_id", "metrics", "dimensions", "filters", "date_range", "order_by", "limit", "offset", "pagination", "include"}
 
-const dateRangeHelp = `date_range must be "day" (today), "7d", "30d" (any "<N>d": the last N days including today), "month" (this month), "realtime" (the last 30 minutes), or two dates ["2026-01-01","2026-01-31"] (inclusive, UTC)`
-
-const filterHelp = `a filter is ["is"|"is_not"|"contains"|"contains_not"|"matches"|"matches_not", dimension, [values...]] with an optional 4th element {"case_sensitive": false}, or ["and", [filters...]]`
+const dateRangeHelp = `date_range must be "day" (today), "7d", "30d" (any "<N>d": the last N days including today), "month" (this month), "6mo" or "12mo" (this month and the 5 or 11 before it), "year" (this year), "all" (since the site was added), "realtime" (the last 30 minutes), or two dates ["2026-01-01","2026-01-31"] (inclusive); days are those of the site's time zone`
 
 // ParseQuery parses and validates a query body. now resolves relative date ranges; the
 // limits of cfg (DefaultLimit, MaxLimit) apply to pagination. Every error it returns is an
@@ -169,11 +177,11 @@ func ParseQuery(body []byte, now time.Time, cfg Config) (*Query, error) {
 		return nil, err
 	}
 	if len(q.Metrics) == 0 {
-		return nil, badRequest("metrics is required: a non-empty array of %s", strings.Join(Metrics, ", "))
+		return nil, badRequest("metrics is required: a non-empty array of %s", strings.Join(append(slices.Clone(Metrics), GoalMetrics...), ", "))
 	}
 	for i, m := range q.Metrics {
-		if !contains(Metrics, m) {
-			return nil, badRequest("unknown metric %q; valid metrics are %s", m, strings.Join(Metrics, ", "))
+		if !contains(Metrics, m) && !contains(GoalMetrics, m) {
+			return nil, badRequest("unknown metric %q; valid metrics are %s", m, strings.Join(append(slices.Clone(Metrics), GoalMetrics...), ", "))
 		}
 		if contains(q.Metrics[:i], m) {
 			return nil, badRequest("metric %q is listed twice", m)
@@ -189,7 +197,7 @@ func ParseQuery(body []byte, now time.Time, cfg Config) (*Query, error) {
 	}
 	timeDims := 0
 	for i, d := range q.Dimensions {
-		if !dims.Known(d) {
+		if !knownDimension(d) {
 			return nil, badRequest("unknown dimension %q; %s", d, dimensionHelp())
 		}
 		if contains(q.Dimensions[:i], d) {
@@ -218,8 +226,15 @@ func ParseQuery(body []byte, now time.Time, cfg Config) (*Query, error) {
 		}
 		q.Filters = append(q.Filters, fs...)
 	}
-	if len(q.Filters) > MaxFilters {
-		return nil, badRequest("at most %d filters per query, got %d", MaxFilters, len(q.Filters))
+	leaves := 0
+	for i := range q.Filters {
+		leaves += q.Filters[i].leaves()
+	}
+	if leaves > MaxFilters {
+		return nil, badRequest("at most %d filters per query, got %d", MaxFilters, leaves)
+	}
+	if err := q.checkGoalsAndRevenue(); err != nil { // goals.go
+		return nil, err
 	}
 
 	// date_range
@@ -227,6 +242,7 @@ func ParseQuery(body []byte, now time.Time, cfg Config) (*Query, error) {
 	if !ok || isNull(raw) {
 		return nil, badRequest("date_range is required; %s", dateRangeHelp)
 	}
+	q.rawRange, q.now = raw, now
 	r, err := parseDateRange(raw, now)
 	if err != nil {
 		return nil, err
@@ -241,10 +257,8 @@ func ParseQuery(body []byte, now time.Time, cfg Config) (*Query, error) {
 	if err := q.parseInclude(inc); err != nil {
 		return nil, err
 	}
-	if td := q.timeDim(); td != "" {
-		if n := countTimeLabels(td, q.Range.From, q.Range.To); n > MaxTimeBuckets {
-			return nil, badRequest("%s over this date_range makes %d buckets, more than the %d allowed; use a coarser time dimension or a shorter date_range", td, n, MaxTimeBuckets)
-		}
+	if err := q.checkRanges(); err != nil {
+		return nil, err
 	}
 
 	// order_by
@@ -260,8 +274,16 @@ func ParseQuery(body []byte, now time.Time, cfg Config) (*Query, error) {
 }
 
 func (q *Query) parseInclude(inc map[string]json.RawMessage) error {
-	const help = "include accepts time_labels, empty_buckets, total_rows and imports (each true or false)"
+	const help = "include accepts time_labels, empty_buckets, total_rows and imports (each true or false) and comparisons (an object)"
 	for k, v := range inc {
+		if k == "comparisons" {
+			c, err := parseComparisons(v)
+			if err != nil {
+				return err
+			}
+			q.Compare = c
+			continue
+		}
 		var b bool
 		if err := json.Unmarshal(v, &b); err != nil {
 			return badRequest("include.%s must be true or false", k)
@@ -385,144 +407,6 @@ func (q *Query) parsePagination(top map[string]json.RawMessage, cfg Config) erro
 	return nil
 }
 
-// parseFilter parses one filter expression; "and" expressions are flattened.
-func parseFilter(raw json.RawMessage, where string, depth int) ([]Filter, error) {
-	var parts []json.RawMessage
-	if err := json.Unmarshal(raw, &parts); err != nil || len(parts) < 2 {
-		return nil, badRequest("%s: %s", where, filterHelp)
-	}
-	var op string
-	if err := json.Unmarshal(parts[0], &op); err != nil {
-		return nil, badRequest("%s: the first element must be the operator; %s", where, filterHelp)
-	}
-	switch op {
-	case "and":
-		if depth >= maxFilterDepth {
-			return nil, badRequest("%s: \"and\" filters nest at most %d deep", where, maxFilterDepth)
-		}
-		var subs []json.RawMessage
-		if len(parts) != 2 || json.Unmarshal(parts[1], &subs) != nil || len(subs) == 0 {
-			return nil, badRequest(`%s: "and" takes one array of filters: ["and", [filter, filter, ...]]`, where)
-		}
-		var out []Filter
-		for i, s := range subs {
-			fs, err := parseFilter(s, fmt.Sprintf("%s[1][%d]", where, i), depth+1)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, fs...)
-			if len(out) > MaxFilters {
-				return nil, badRequest("at most %d filters per query", MaxFilters)
-			}
-		}
-		return out, nil
-	case "or", "not", "has_done", "has_not_done":
-		return nil, badRequest("%s: the %q filter operator is not supported; filters are combined with AND. %s", where, op, filterHelp)
-	case OpIs, OpIsNot, OpContains, OpContainsNot, OpMatches, OpMatchesNot:
-	default:
-		return nil, badRequest("%s: unknown filter operator %q; %s", where, op, filterHelp)
-	}
-	if len(parts) != 3 && len(parts) != 4 {
-		return nil, badRequest("%s: %s", where, filterHelp)
-	}
-	f := Filter{Op: op}
-	if err := json.Unmarshal(parts[1], &f.Dimension); err != nil {
-		return nil, badRequest("%s: the second element must be a dimension name; %s", where, filterHelp)
-	}
-	if isTimeDim(f.Dimension) {
-		return nil, badRequest("%s: time dimensions cannot be filtered; choose the time span with date_range", where)
-	}
-	if !dims.Known(f.Dimension) {
-		return nil, badRequest("%s: unknown dimension %q; %s", where, f.Dimension, dimensionHelp())
-	}
-	if err := json.Unmarshal(parts[2], &f.Values); err != nil {
-		return nil, badRequest("%s: the third element must be an array of strings, e.g. [\"/pricing\"]; %s", where, filterHelp)
-	}
-	if len(f.Values) == 0 || len(f.Values) > MaxFilterValues {
-		return nil, badRequest("%s: a filter needs between 1 and %d values, got %d", where, MaxFilterValues, len(f.Values))
-	}
-	if len(parts) == 4 {
-		var mod map[string]json.RawMessage
-		if err := json.Unmarshal(parts[3], &mod); err != nil {
-			return nil, badRequest(`%s: the 4th element must be an object such as {"case_sensitive": false}`, where)
-		}
-		for k, v := range mod {
-			var b bool
-			if k != "case_sensitive" || json.Unmarshal(v, &b) != nil {
-				return nil, badRequest(`%s: the only filter option is "case_sensitive" (true or false)`, where)
-			}
-			f.IgnoreCase = !b
-		}
-	}
-	if f.Op == OpMatches || f.Op == OpMatchesNot {
-		for _, v := range f.Values {
-			if len(v) > MaxPatternLen {
-				return nil, badRequest("%s: a pattern may be at most %d bytes", where, MaxPatternLen)
-			}
-			expr := v
-			if f.IgnoreCase {
-				expr = "(?i)" + v
-			}
-			re, err := regexp.Compile(expr)
-			if err != nil {
-				return nil, badRequest("%s: %q is not a valid regular expression (RE2 syntax): %v", where, v, err)
-			}
-			f.patterns = append(f.patterns, re)
-		}
-	}
-	if f.IgnoreCase && (f.Op == OpContains || f.Op == OpContainsNot) {
-		f.lowered = make([]string, len(f.Values))
-		for i, v := range f.Values {
-			f.lowered[i] = strings.ToLower(v)
-		}
-	}
-	return []Filter{f}, nil
-}
-
-// Match reports whether value v passes the filter.
-func (f *Filter) Match(v string) bool {
-	switch f.Op {
-	case OpIs, OpIsNot:
-		hit := false
-		for _, x := range f.Values {
-			if x == v || (f.IgnoreCase && strings.EqualFold(x, v)) {
-				hit = true
-				break
-			}
-		}
-		return hit == (f.Op == OpIs)
-	case OpContains, OpContainsNot:
-		hit := false
-		if f.IgnoreCase {
-			lv := strings.ToLower(v)
-			for _, x := range f.lowered {
-				if strings.Contains(lv, x) {
-					hit = true
-					break
-				}
-			}
-		} else {
-			for _, x := range f.Values {
-				if strings.Contains(v, x) {
-					hit = true
-					break
-				}
-			}
-		}
-		return hit == (f.Op == OpContains)
-	case OpMatches, OpMatchesNot:
-		hit := false
-		for _, re := range f.patterns {
-			if re.MatchString(v) {
-				hit = true
-				break
-			}
-		}
-		return hit == (f.Op == OpMatches)
-	}
-	return false
-}
-
 // decodeField decodes top[name] into v when present and not null.
 func decodeField(top map[string]json.RawMessage, name string, v any, expected string) error {
 	raw, ok := top[name]
@@ -560,7 +444,7 @@ func describeJSON(raw json.RawMessage) string {
 
 func dimensionHelp() string {
 	return "valid dimensions are " + strings.Join([]string{
-		dims.Page, dims.Hostname, dims.Name, dims.PropsPrefix + "<key>",
+		dims.Page, dims.Hostname, dims.Name, dims.Goal, dims.PropsPrefix + "<key>",
 		dims.EntryPage, dims.ExitPage, dims.Source, dims.Referrer,
 		dims.UTMSource, dims.UTMMedium, dims.UTMCampaign, dims.UTMTerm, dims.UTMContent,
 		dims.Browser, dims.BrowserVer, dims.OS, dims.OSVersion, dims.Device,

@@ -24,6 +24,8 @@ type Response struct {
 type ResultRow struct {
 	Dimensions []string `json:"dimensions"`
 	Metrics    []any    `json:"metrics"`
+	// Comparison is the row's counterpart in the period of include.comparisons (compare.go).
+	Comparison *RowComparison `json:"comparison,omitempty"`
 }
 
 // Meta says how the answer was made.
@@ -65,8 +67,15 @@ type EchoPagination struct {
 
 // EchoInclude is the resolved include options.
 type EchoInclude struct {
-	TimeLabels   bool `json:"time_labels"`
-	EmptyBuckets bool `json:"empty_buckets"`
+	TimeLabels   bool            `json:"time_labels"`
+	EmptyBuckets bool            `json:"empty_buckets"`
+	Comparisons  *EchoComparison `json:"comparisons,omitempty"`
+}
+
+// EchoComparison is the resolved comparison: its mode and period, like date_range.
+type EchoComparison struct {
+	Mode      string    `json:"mode"`
+	DateRange [2]string `json:"date_range"`
 }
 
 func echo(q *Query) EchoQuery {
@@ -75,20 +84,16 @@ func echo(q *Query) EchoQuery {
 		Metrics:    q.Metrics,
 		Dimensions: q.Dimensions,
 		Filters:    [][]any{},
-		DateRange: [2]string{
-			q.Range.From.UTC().Format(time.RFC3339),
-			q.Range.To.Add(-time.Second).UTC().Format(time.RFC3339),
-		},
+		DateRange:  echoRange(q.Range, q.zone()),
 		OrderBy:    [][2]string{},
 		Pagination: EchoPagination{Limit: q.Limit, Offset: q.Offset},
 		Include:    EchoInclude{TimeLabels: q.Include.TimeLabels, EmptyBuckets: q.Include.EmptyBuckets},
 	}
-	for _, f := range q.Filters {
-		ef := []any{f.Op, f.Dimension, f.Values}
-		if f.IgnoreCase {
-			ef = append(ef, map[string]bool{"case_sensitive": false})
-		}
-		e.Filters = append(e.Filters, ef)
+	for i := range q.Filters {
+		e.Filters = append(e.Filters, q.Filters[i].echo())
+	}
+	if q.Compare != nil {
+		e.Include.Comparisons = &EchoComparison{Mode: q.Compare.Mode, DateRange: echoRange(q.Compare.Range, q.zone())}
 	}
 	for _, o := range q.OrderBy {
 		dir := "asc"
@@ -98,6 +103,12 @@ func echo(q *Query) EchoQuery {
 		e.OrderBy = append(e.OrderBy, [2]string{o.Field, dir})
 	}
 	return e
+}
+
+// echoRange renders r as both ends, inclusive to the second, in the site's time zone
+// (RFC 3339 with its offset; "Z" for UTC).
+func echoRange(r DateRange, loc *time.Location) [2]string {
+	return [2]string{r.From.In(loc).Format(time.RFC3339), r.To.Add(-time.Second).In(loc).Format(time.RFC3339)}
 }
 
 // gkey is a group's dimension values, in the order of the query's dimensions.
@@ -110,6 +121,11 @@ type acc struct {
 
 	sk  *sketch.Union
 	ids map[uint64]struct{}
+
+	// rev is the revenue of the group's events (scan path only, revenue.go); base the
+	// visitors conversion_rate divides by (goals.go).
+	rev  revenueTotals
+	base int64
 }
 
 // groups holds the accumulators of one query by dimension values.
@@ -177,31 +193,45 @@ func (a *acc) value(m string) float64 {
 		if a.visits == 0 {
 			return 0
 		}
-		return round2(100 * float64(a.bounces) / float64(a.visits))
+		return ratio2(100*a.bounces, a.visits)
 	case MetricViewsPerVisit:
 		if a.visits == 0 {
 			return 0
 		}
-		return round2(float64(a.pageviews) / float64(a.visits))
+		return ratio2(a.pageviews, a.visits)
 	case MetricVisitDuration:
 		if a.visits == 0 {
 			return 0
 		}
-		return math.Round(float64(a.durationMS) / 1000 / float64(a.visits))
+		return math.Round(float64(a.durationMS) / float64(1000*a.visits)) // one division: halves stay exact
+	case MetricConversionRate:
+		if a.base == 0 {
+			return 0
+		}
+		// visitors on rollups are estimates of two different sets; never report over 100%
+		return min(100, round2(100*float64(a.visitors())/float64(a.base)))
 	}
 	return 0
 }
 
-// metricIsInt reports whether m is reported as an integer (bounce_rate and
-// views_per_visit are decimals).
-func metricIsInt(m string) bool { return m != MetricBounceRate && m != MetricViewsPerVisit }
+// metricIsInt reports whether m is reported as an integer (bounce_rate, views_per_visit
+// and conversion_rate are decimals; revenue is rendered by revenue.go).
+func metricIsInt(m string) bool {
+	return m != MetricBounceRate && m != MetricViewsPerVisit && m != MetricConversionRate
+}
 
 func round2(x float64) float64 { return math.Round(x*100) / 100 }
+
+// ratio2 returns num/den rounded to 2 decimals, halves away from zero. Dividing 100*num
+// in one step keeps exact halves exact: round2(51.0/40) gives 1.27, since 1.275 has no
+// exact binary fraction and 100*1.275 comes out a little under 127.5.
+func ratio2(num, den int64) float64 { return math.Round(float64(100*num)/float64(den)) / 100 }
 
 // outRow is a result row before rendering.
 type outRow struct {
 	key  gkey
 	vals []float64
+	a    *acc
 }
 
 // finish turns groups into the response rows: computes metrics, fills empty time buckets
@@ -215,12 +245,11 @@ func finish(q *Query, g *groups, resp *Response) {
 		}
 	}
 	if td >= 0 && (q.Include.TimeLabels || q.Include.EmptyBuckets) {
-		labels := timeLabels(q.Dimensions[td], q.Range.From, q.Range.To)
+		labels := labelsIn(q.Dimensions[td], q.Range.From, q.Range.To, q.Location)
 		if q.Include.TimeLabels {
 			resp.Meta.TimeLabels = make([]string, 0, len(labels))
 		}
-		for _, b := range labels {
-			l := formatLabel(q.Dimensions[td], b)
+		for _, l := range labels {
 			if q.Include.TimeLabels {
 				resp.Meta.TimeLabels = append(resp.Meta.TimeLabels, l)
 			}
@@ -237,11 +266,20 @@ func finish(q *Query, g *groups, resp *Response) {
 		g.get(gkey{}) // an aggregate query always has its one row, zeros when there is no data
 	}
 
+	if q.revenue != nil {
+		if w := q.revenue.decide(g); w != "" {
+			resp.Meta.Warnings = append(resp.Meta.Warnings, w)
+		}
+	}
 	rows := make([]outRow, 0, len(g.m))
 	for k, a := range g.m {
-		r := outRow{key: k, vals: make([]float64, len(q.Metrics))}
+		r := outRow{key: k, vals: make([]float64, len(q.Metrics)), a: a}
 		for i, m := range q.Metrics {
-			r.vals[i] = a.value(m)
+			if isRevenueMetric(m) {
+				r.vals[i] = q.revenue.sortKey(a.rev, m)
+			} else {
+				r.vals[i] = a.value(m)
+			}
 		}
 		rows = append(rows, r)
 	}
@@ -255,7 +293,9 @@ func finish(q *Query, g *groups, resp *Response) {
 		rr := ResultRow{Dimensions: make([]string, nd), Metrics: make([]any, len(q.Metrics))}
 		copy(rr.Dimensions, r.key[:nd])
 		for i, v := range r.vals {
-			if metricIsInt(q.Metrics[i]) {
+			if isRevenueMetric(q.Metrics[i]) {
+				rr.Metrics[i] = q.revenue.value(r.a.rev, q.Metrics[i])
+			} else if metricIsInt(q.Metrics[i]) {
 				rr.Metrics[i] = int64(v)
 			} else {
 				rr.Metrics[i] = v

@@ -192,7 +192,20 @@ func (s *Service) rollup(ctx context.Context, q *Query, p plan, meta *Meta) (*gr
 	for _, wk := range workers[1:] {
 		g.merge(wk.g)
 	}
+	dropEmpty(g)
 	return g, nil
+}
+
+// dropEmpty removes the groups without page views, events or visits. Rows can hold such a
+// value: when a visit's entry or exit page moves, the processor takes the visit and its
+// events from the row of the old value, which stays behind with zero counts (and possibly
+// visitors). The scan never makes such a group, and docs/metrics.md counts nothing there.
+func dropEmpty(g *groups) {
+	for k, a := range g.m {
+		if a.pageviews == 0 && a.events == 0 && a.visits == 0 {
+			delete(g.m, k)
+		}
+	}
 }
 
 // rangeEntry makes the range entry of k from the groups of its buckets, keyed by value at
@@ -283,6 +296,7 @@ type rollupWorker struct {
 	last       *acc
 	lastBucket int64
 	lastValue  string
+	values     map[string]string // copies of the lent row values seen (see own)
 }
 
 func (wk *rollupWorker) init(s *Service, q *Query, p plan, fills map[int64]*fill) {
@@ -325,10 +339,10 @@ func (wk *rollupWorker) run(ctx context.Context) error {
 func (wk *rollupWorker) key(bucket int64, value string) gkey {
 	var k gkey
 	if wk.tdIdx >= 0 {
-		b := bucketStart(wk.td, bucket)
+		b := bucketStartIn(wk.td, bucket, wk.q.Location)
 		l, ok := wk.labels[b]
 		if !ok {
-			l = formatLabel(wk.td, b)
+			l = formatLabelIn(wk.td, b, wk.q.Location)
 			wk.labels[b] = l
 		}
 		k[wk.tdIdx] = l
@@ -385,25 +399,29 @@ func (wk *rollupWorker) row(r *store.Row) error {
 	}
 	a := wk.last
 	if a == nil || r.Bucket != wk.lastBucket || r.Value != wk.lastValue {
-		k := wk.key(r.Bucket, r.Value)
-		g := wk.groupsOf(r.Bucket)
-		if a = g.m[k]; a == nil {
-			if wk.dimIdx >= 0 {
-				k[wk.dimIdx] = strings.Clone(r.Value) // r.Value is lent
-			}
-			a = g.get(k)
-		}
-		wk.last, wk.lastBucket = a, r.Bucket
-		if wk.dimIdx >= 0 {
-			wk.lastValue = k[wk.dimIdx]
-		} else {
-			wk.lastValue = strings.Clone(r.Value)
-		}
+		// r.Value is lent and its bytes are reused for the next rows: the value kept in
+		// the group's key and for comparing the next row must be a copy.
+		v := wk.own(r.Value)
+		a = wk.groupsOf(r.Bucket).get(wk.key(r.Bucket, v))
+		wk.last, wk.lastBucket, wk.lastValue = a, r.Bucket, v
 	}
 	if err := a.addRow(&r.Aggregate); err != nil {
 		return wk.rowErr(r, err)
 	}
 	return nil
+}
+
+// own returns a copy of the lent value v, made once per distinct value.
+func (wk *rollupWorker) own(v string) string {
+	if c, ok := wk.values[v]; ok {
+		return c
+	}
+	c := strings.Clone(v)
+	if wk.values == nil {
+		wk.values = map[string]string{}
+	}
+	wk.values[c] = c
+	return c
 }
 
 func (wk *rollupWorker) rowErr(r *store.Row, err error) error {

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/glimpse-analytics/glimpse/internal/event"
+	"github.com/glimpse-analytics/glimpse/internal/sites"
 	"github.com/glimpse-analytics/glimpse/internal/store"
 )
 
@@ -48,6 +49,11 @@ type Service struct {
 	cache     *rollupCache // nil when disabled or the store cannot report writes
 	stopWatch func()
 	auth      *authorizer // nil when Config.Auth is off
+
+	// siteDir gives the goals and reporting currency of sites; fx the exchange rates of
+	// Config.FXRates, nil without (goals.go, revenue.go, fx.go).
+	siteDir *sites.Directory
+	fx      FXRates
 }
 
 // New builds a query service.
@@ -69,6 +75,12 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, store: deps.Store, log: deps.Log, now: deps.Now, metrics: m}
+	s.siteDir = sites.NewDirectory(deps.Store, sites.Options{})
+	if cfg.FXRates != "" {
+		if s.fx, err = LoadFXRates(cfg.FXRates); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Auth {
 		s.auth = newAuthorizer(deps.Store, deps.Now)
 	}
@@ -113,6 +125,8 @@ func (s *Service) Handler() http.Handler {
 			s.handleQuery(w, r)
 		case RealtimePath:
 			s.handleRealtime(w, r)
+		case ExportPath:
+			s.handleExport(w, r) // export.go
 		default:
 			writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %q; the query API serves POST %s and GET %s?site_id=...", r.URL.Path, QueryPath, RealtimePath))
 		}

@@ -98,6 +98,8 @@ func Run(t *testing.T, f Factory, opts Options) {
 		{"ConcurrentPublishers", testConcurrentPublishers},
 		{"HandlerErrorEndsConsume", testHandlerError},
 		{"PublishAfterClose", testPublishAfterClose},
+		{"HeadersRoundTrip", testHeaders},
+		{"DeadLetter", testDeadLetter},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

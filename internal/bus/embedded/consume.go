@@ -313,7 +313,7 @@ func (c *claim) read(from, to int64) ([]bus.Message, error) {
 				it.Close()
 				return err
 			}
-			_, key, value, err := decodeRecord(v)
+			_, key, value, headers, err := decodeRecord(v)
 			if err != nil {
 				it.Close()
 				return fmt.Errorf("%w at %s/%d offset %d", err, p.topic, p.id, msgKeyOffset(it.Key()))
@@ -334,6 +334,13 @@ func (c *claim) read(from, to int64) ([]bus.Message, error) {
 			}
 			if len(key) == 0 {
 				msg.Key = nil
+			}
+			if len(headers) > 0 {
+				// Header values alias the iterator's memory, reused after Next.
+				for i := range headers {
+					headers[i].Value = append([]byte(nil), headers[i].Value...)
+				}
+				msg.Headers = headers
 			}
 			msgs = append(msgs, msg)
 		}

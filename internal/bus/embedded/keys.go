@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+
+	"github.com/glimpse-analytics/glimpse/internal/bus"
 )
 
 // Key layout of the bus's own Pebble database. Topic names are restricted to Kafka's legal
@@ -139,28 +141,89 @@ func decodeCommit(v []byte) (next, atMillis int64, err error) {
 }
 
 // A message record is: u64 publish time (Unix ms) · uvarint key length · key · value.
-func appendRecord(dst []byte, atMillis int64, key, value []byte) []byte {
-	dst = binary.BigEndian.AppendUint64(dst, uint64(atMillis))
+// When the time's top bit (headersFlag) is set, the key is followed by the headers:
+// uvarint count, then per header uvarint key length · key · uvarint value length · value.
+// Records without headers (every event) keep the original layout.
+const headersFlag = uint64(1) << 63
+
+func appendRecord(dst []byte, atMillis int64, key, value []byte, headers []bus.Header) []byte {
+	at := uint64(atMillis) &^ headersFlag
+	if len(headers) > 0 {
+		at |= headersFlag
+	}
+	dst = binary.BigEndian.AppendUint64(dst, at)
 	dst = binary.AppendUvarint(dst, uint64(len(key)))
 	dst = append(dst, key...)
+	if len(headers) > 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(headers)))
+		for _, h := range headers {
+			dst = binary.AppendUvarint(dst, uint64(len(h.Key)))
+			dst = append(dst, h.Key...)
+			dst = binary.AppendUvarint(dst, uint64(len(h.Value)))
+			dst = append(dst, h.Value...)
+		}
+	}
 	return append(dst, value...)
 }
 
-func recordLen(key, value []byte) int {
-	return 8 + binary.MaxVarintLen64 + len(key) + len(value)
+func recordLen(key, value []byte, headers []bus.Header) int {
+	n := 8 + binary.MaxVarintLen64 + len(key) + len(value)
+	if len(headers) > 0 {
+		n += binary.MaxVarintLen64 + headersLen(headers)
+	}
+	return n
 }
 
-func decodeRecord(rec []byte) (atMillis int64, key, value []byte, err error) {
+// headersLen is the encoded size of headers, for the size limit of a message.
+func headersLen(headers []bus.Header) int {
+	n := 0
+	for _, h := range headers {
+		n += 2*binary.MaxVarintLen64 + len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
+var errCorruptRecord = errors.New("bus: corrupt message record")
+
+// decodeRecord splits a record. key, value and the headers' values alias rec.
+func decodeRecord(rec []byte) (atMillis int64, key, value []byte, headers []bus.Header, err error) {
 	if len(rec) < 9 {
-		return 0, nil, nil, errors.New("bus: corrupt message record")
+		return 0, nil, nil, nil, errCorruptRecord
 	}
-	atMillis = int64(binary.BigEndian.Uint64(rec))
-	n, w := binary.Uvarint(rec[8:])
-	if w <= 0 || uint64(len(rec)-8-w) < n {
-		return 0, nil, nil, errors.New("bus: corrupt message record")
+	at := binary.BigEndian.Uint64(rec)
+	atMillis = int64(at &^ headersFlag)
+	rest := rec[8:]
+	if key, rest, err = cutBytes(rest); err != nil {
+		return 0, nil, nil, nil, err
 	}
-	rest := rec[8+w:]
-	return atMillis, rest[:n], rest[n:], nil
+	if at&headersFlag != 0 {
+		n, w := binary.Uvarint(rest)
+		if w <= 0 || n > uint64(len(rest)) {
+			return 0, nil, nil, nil, errCorruptRecord
+		}
+		rest = rest[w:]
+		headers = make([]bus.Header, n)
+		for i := range headers {
+			var k, v []byte
+			if k, rest, err = cutBytes(rest); err != nil {
+				return 0, nil, nil, nil, err
+			}
+			if v, rest, err = cutBytes(rest); err != nil {
+				return 0, nil, nil, nil, err
+			}
+			headers[i] = bus.Header{Key: string(k), Value: v}
+		}
+	}
+	return atMillis, key, rest, headers, nil
+}
+
+// cutBytes reads a uvarint length and that many bytes from b.
+func cutBytes(b []byte) (field, rest []byte, err error) {
+	n, w := binary.Uvarint(b)
+	if w <= 0 || uint64(len(b)-w) < n {
+		return nil, nil, errCorruptRecord
+	}
+	return b[w : w+int(n) : w+int(n)], b[w+int(n):], nil
 }
 
 func appendUvarint(dst []byte, v uint64) []byte { return binary.AppendUvarint(dst, v) }

@@ -13,6 +13,7 @@ type metrics struct {
 	commits          *prometheus.CounterVec
 	roundMessages    prometheus.Histogram
 	retentionDeleted *prometheus.CounterVec
+	deadLetters      *prometheus.CounterVec
 	lag              *lagCollector
 }
 
@@ -40,16 +41,20 @@ func newMetrics(b *Bus) *metrics {
 			Name: "glimpse_bus_retention_deleted_total",
 			Help: "Messages deleted by retention.",
 		}, []string{"topic"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "glimpse_bus_dead_letters_total",
+			Help: "Messages set aside on a dead-letter topic because their consumer could not process them, by the topic they were read from.",
+		}, []string{"topic"}),
 		lag: &lagCollector{b: b, desc: prometheus.NewDesc(
 			"glimpse_bus_consumer_lag",
-			"Messages after the group's committed position (end offset minus committed offset).",
+			"Messages between the group's committed position and the end of each partition a consumer of this process holds (the series goes when the partition is revoked).",
 			[]string{"topic", "group", "partition"}, nil,
 		)},
 	}
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.published, m.publishSeconds, m.commits, m.roundMessages, m.retentionDeleted, m.lag}
+	return []prometheus.Collector{m.published, m.publishSeconds, m.commits, m.roundMessages, m.retentionDeleted, m.deadLetters, m.lag}
 }
 
 func (m *metrics) register(r prometheus.Registerer) error {
@@ -77,7 +82,9 @@ func (m *metrics) unregister(r prometheus.Registerer) {
 }
 
 // lagCollector computes consumer lag at scrape time from the in-memory tails and
-// committed positions, so publishing costs nothing extra.
+// committed positions, so publishing costs nothing extra. It reports the partitions a
+// member of a group currently holds: a partition's series goes when it is revoked or its
+// group's last member leaves.
 type lagCollector struct {
 	b    *Bus
 	desc *prometheus.Desc
@@ -93,13 +100,22 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	c.b.mu.RUnlock()
 	for _, g := range groups {
+		type held struct {
+			p         int
+			committed int64
+		}
+		var parts []held
 		g.mu.Lock()
-		committed := append([]int64(nil), g.committed...)
+		for p, s := range g.slots {
+			if s.holder != nil {
+				parts = append(parts, held{p, g.committed[p]})
+			}
+		}
 		g.mu.Unlock()
-		for p, part := range g.t.parts {
-			low, tail := part.bounds()
-			lag := tail - max(committed[p], low)
-			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(lag), g.t.name, g.name, strconv.Itoa(p))
+		for _, h := range parts {
+			low, tail := g.t.parts[h.p].bounds()
+			lag := tail - max(h.committed, low)
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(lag), g.t.name, g.name, strconv.Itoa(h.p))
 		}
 	}
 }

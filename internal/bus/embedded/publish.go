@@ -41,11 +41,11 @@ func (b *Bus) Publish(ctx context.Context, topicName string, msgs ...bus.Message
 	start := time.Now()
 	size := 0
 	for i := range msgs {
-		n := len(msgs[i].Key) + len(msgs[i].Value)
+		n := len(msgs[i].Key) + len(msgs[i].Value) + headersLen(msgs[i].Headers)
 		if n > b.opts.MaxMessageBytes {
 			return fmt.Errorf("bus: message %d is %d bytes, more than the limit of %d", i, n, b.opts.MaxMessageBytes)
 		}
-		size += recordLen(msgs[i].Key, msgs[i].Value) + 64
+		size += recordLen(msgs[i].Key, msgs[i].Value, msgs[i].Headers) + 64
 	}
 	t, err := b.topic(topicName)
 	if err != nil {
@@ -191,7 +191,7 @@ func (b *Bus) writeRound(seq uint64, round []*publishReq, parts []*partition, sc
 			}
 			scratch = appendMsgKey(scratch[:0], part.topic, part.id, part.next)
 			klen := len(scratch)
-			scratch = appendRecord(scratch, now, m.Key, m.Value)
+			scratch = appendRecord(scratch, now, m.Key, m.Value, m.Headers)
 			// Set copies key and value into the batch.
 			_ = batch.Set(scratch[:klen], scratch[klen:], nil)
 			part.next++

@@ -102,7 +102,7 @@ func (b *Bus) firstAtOrAfter(part *partition, low, tail, cutoff int64) (int64, e
 				return err
 			}
 			defer closer.Close()
-			at, _, _, err = decodeRecord(v)
+			at, _, _, _, err = decodeRecord(v)
 			return err
 		})
 		return ferr != nil || at >= cutoff

@@ -28,6 +28,7 @@ type claim struct {
 	active    atomic.Bool  // false once the handler returned
 	committed atomic.Int64 // the group's position, as fetched at assignment or committed since
 	hwm       atomic.Int64 // high watermark of the last fetch response; -1 before the first
+	hwmAt     atomic.Int64 // when hwm was learnt, Unix ns (for the lag metric's staleness)
 	logStart  atomic.Int64 // first offset retention kept, as of the last fetch response
 
 	fetching      sync.Mutex // serializes Fetch calls
@@ -208,7 +209,7 @@ func (cl *claim) fetchOnce(ctx context.Context, offset int64) ([]bus.Message, in
 	}
 	if res.Error == nil || !errors.Is(res.Error, kafkago.OffsetOutOfRange) {
 		if res.HighWatermark >= 0 {
-			cl.hwm.Store(res.HighWatermark)
+			cl.setEnd(res.HighWatermark)
 		}
 		if res.LogStartOffset > 0 {
 			cl.logStart.Store(res.LogStartOffset)
@@ -222,7 +223,7 @@ func (cl *claim) fetchOnce(ctx context.Context, offset int64) ([]bus.Message, in
 		if err != nil {
 			return nil, 0, err
 		}
-		cl.hwm.Store(end)
+		cl.setEnd(end)
 		cl.logStart.Store(first)
 		if offset < first {
 			return nil, first, nil
@@ -279,6 +280,12 @@ func readRecords(rr kafkago.RecordReader, partition int, offset int64) ([]bus.Me
 		}
 		closeBytes(rec.Key)
 		closeBytes(rec.Value)
+		if len(rec.Headers) > 0 {
+			m.Headers = make([]bus.Header, len(rec.Headers))
+			for i, h := range rec.Headers {
+				m.Headers[i] = bus.Header{Key: h.Key, Value: append([]byte(nil), h.Value...)}
+			}
+		}
 		msgs = append(msgs, m)
 	}
 }
@@ -316,6 +323,12 @@ func (cl *claim) bounds(ctx context.Context) (first, end int64, err error) {
 		return po.FirstOffset, po.LastOffset, nil
 	}
 	return 0, 0, kafkago.UnknownTopicOrPartition
+}
+
+// setEnd records end as the partition's high watermark, as learnt just now.
+func (cl *claim) setEnd(end int64) {
+	cl.hwm.Store(end)
+	cl.hwmAt.Store(time.Now().UnixNano())
 }
 
 // Commit records next as the group's position on this partition. It works until the

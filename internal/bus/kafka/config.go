@@ -91,6 +91,11 @@ type Config struct {
 	FetchMaxBytes int
 	// FetchMaxWait is how long the broker holds a fetch that has less than FetchMinBytes.
 	FetchMaxWait time.Duration
+
+	// DeadLetterTopic receives the messages a consumer cannot process (see
+	// bus.DeadLetterer). Empty means "<topic>.dead-letter" for each consumed topic. The bus
+	// creates it like any topic when it is missing.
+	DeadLetterTopic string
 }
 
 // DefaultConfig returns the configuration used when no flag is set.
@@ -141,6 +146,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.FetchMinBytes, "kafka.fetch-min-bytes", d.FetchMinBytes, "bytes the broker waits for before answering a fetch")
 	fs.IntVar(&c.FetchMaxBytes, "kafka.fetch-max-bytes", d.FetchMaxBytes, "largest fetch response per partition in bytes")
 	fs.DurationVar(&c.FetchMaxWait, "kafka.fetch-max-wait", d.FetchMaxWait, "longest the broker holds a fetch waiting for fetch-min-bytes")
+	fs.StringVar(&c.DeadLetterTopic, "kafka.dead-letter-topic", d.DeadLetterTopic, "topic that receives events the processor cannot decode, with headers saying why and where they came from (default: <events topic>.dead-letter); created like the events topic when missing")
 }
 
 // brokerList is a comma-separated flag value.
@@ -217,6 +223,11 @@ func (c *Config) Validate() error {
 	}
 	if c.HeartbeatInterval > 0 && c.SessionTimeout > 0 && c.HeartbeatInterval*3 > c.SessionTimeout {
 		bad("heartbeat-interval", "%v is more than a third of --kafka.session-timeout %v", c.HeartbeatInterval, c.SessionTimeout)
+	}
+	if c.DeadLetterTopic != "" {
+		if err := validateTopic(c.DeadLetterTopic); err != nil {
+			bad("dead-letter-topic", "%v", err)
+		}
 	}
 	if c.FetchMinBytes < 1 {
 		bad("fetch-min-bytes", "%d, want at least 1", c.FetchMinBytes)

@@ -72,6 +72,8 @@ type Bus struct {
 	topicsMu sync.RWMutex
 	topics   map[string]*topicEntry
 
+	deadLetterTopics sync.Map // dead-letter topics announced in the log
+
 	// mu guards consumers and claims, and orders Close after a Consume registering.
 	mu        sync.Mutex
 	consumers map[*consumer]struct{}

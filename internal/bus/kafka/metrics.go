@@ -1,10 +1,14 @@
 package kafka
 
 import (
+	"context"
 	"errors"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	kafkago "github.com/segmentio/kafka-go"
 )
 
 // Operations counted in glimpse_bus_errors_total{op}.
@@ -26,6 +30,7 @@ type metrics struct {
 	commits        *prometheus.CounterVec
 	rebalances     *prometheus.CounterVec
 	errors         *prometheus.CounterVec
+	deadLetters    *prometheus.CounterVec
 	lag            *lagCollector
 }
 
@@ -58,9 +63,14 @@ func newMetrics(b *Bus) *metrics {
 			Help:        "Failed bus operations by operation (publish, create_topic, fetch, commit, group, list_offsets).",
 			ConstLabels: engine,
 		}, []string{"op"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name:        "glimpse_bus_dead_letters_total",
+			Help:        "Messages set aside on a dead-letter topic because their consumer could not process them, by the topic they were read from.",
+			ConstLabels: engine,
+		}, []string{"topic"}),
 		lag: &lagCollector{b: b, desc: prometheus.NewDesc(
 			"glimpse_bus_consumer_lag",
-			"Messages after the group's committed position on partitions this process holds (high watermark of the last fetch minus committed offset).",
+			"Messages between the group's committed position and the end of each partition this process holds (the series goes when the partition is revoked); ends older than 5s are read again at scrape time.",
 			[]string{"topic", "group", "partition"}, engine,
 		)},
 	}
@@ -76,7 +86,7 @@ func newMetrics(b *Bus) *metrics {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.published, m.publishSeconds, m.inflight, m.commits, m.rebalances, m.errors, m.lag}
+	return []prometheus.Collector{m.published, m.publishSeconds, m.inflight, m.commits, m.rebalances, m.errors, m.deadLetters, m.lag}
 }
 
 func (m *metrics) register(r prometheus.Registerer) error {
@@ -103,22 +113,78 @@ func (m *metrics) unregister(r prometheus.Registerer) {
 	}
 }
 
-// lagCollector reports the lag of the partitions this process holds at scrape time, from
-// each claim's last fetched high watermark and committed offset.
+// lagStaleAfter is how old a claim's last known partition end may be before a scrape
+// asks the brokers again: a handler that keeps fetching refreshes it for free, one that
+// has not fetched yet (or is stuck behind a slow store) would otherwise show no lag or an
+// old one.
+const lagStaleAfter = 5 * time.Second
+
+// lagCollector reports the lag of the partitions this process holds at scrape time: the
+// partition's end (high watermark) minus the group's committed position. A partition's
+// series disappears when its claim ends (revocation, rebalance, shutdown).
 type lagCollector struct {
 	b    *Bus
 	desc *prometheus.Desc
+
+	refreshing sync.Mutex // one refresh at a time; concurrent scrapes use what is known
 }
 
 func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
 func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, cl := range c.b.activeClaims() {
+	claims := c.b.activeClaims()
+	c.refreshEnds(claims)
+	for _, cl := range claims {
 		hwm := cl.hwm.Load()
 		if hwm < 0 {
-			continue // nothing fetched yet
+			continue // the end is not known yet (brokers unreachable)
 		}
 		lag := max(hwm-max(cl.committed.Load(), cl.logStart.Load()), 0)
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(lag), cl.topic, cl.group, strconv.Itoa(cl.partition))
+	}
+}
+
+// refreshEnds asks the brokers for the end of every held partition whose last known end is
+// missing or older than lagStaleAfter, in one request per topic, bounded by a short
+// timeout so a scrape never waits long on an unreachable cluster.
+func (c *lagCollector) refreshEnds(claims []*claim) {
+	if !c.refreshing.TryLock() {
+		return
+	}
+	defer c.refreshing.Unlock()
+	staleBefore := time.Now().Add(-lagStaleAfter).UnixNano()
+	byTopic := map[string][]*claim{}
+	for _, cl := range claims {
+		if cl.hwm.Load() < 0 || cl.hwmAt.Load() < staleBefore {
+			byTopic[cl.topic] = append(byTopic[cl.topic], cl)
+		}
+	}
+	if len(byTopic) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), min(c.b.cfg.RequestTimeout, 2*time.Second))
+	defer cancel()
+	for topic, cls := range byTopic {
+		reqs := make([]kafkago.OffsetRequest, 0, len(cls))
+		for _, cl := range cls {
+			reqs = append(reqs, kafkago.LastOffsetOf(cl.partition))
+		}
+		res, err := c.b.client.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{topic: reqs}})
+		if err != nil {
+			c.b.m.errors.WithLabelValues(opOffsets).Inc()
+			c.b.log.Debug("cannot read partition ends for the lag metric", "topic", topic, "err", err)
+			continue
+		}
+		ends := map[int]int64{}
+		for _, po := range res.Topics[topic] {
+			if po.Error == nil {
+				ends[po.Partition] = po.LastOffset
+			}
+		}
+		for _, cl := range cls {
+			if end, ok := ends[cl.partition]; ok && end >= cl.hwm.Load() {
+				cl.setEnd(end)
+			}
+		}
 	}
 }

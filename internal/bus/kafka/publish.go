@@ -35,6 +35,9 @@ func (b *Bus) Publish(ctx context.Context, topic string, msgs ...bus.Message) er
 	size := 0
 	for i := range msgs {
 		n := len(msgs[i].Key) + len(msgs[i].Value)
+		for _, h := range msgs[i].Headers {
+			n += len(h.Key) + len(h.Value)
+		}
 		if n > b.cfg.BatchBytes {
 			return fmt.Errorf("kafka bus: message %d is %d bytes, more than --kafka.batch-bytes %d", i, n, b.cfg.BatchBytes)
 		}
@@ -78,6 +81,13 @@ func (b *Bus) Publish(ctx context.Context, topic string, msgs ...bus.Message) er
 		if msgs[i].Value != nil {
 			buf = append(buf, msgs[i].Value...)
 			km.Value = buf[len(buf)-len(msgs[i].Value) : len(buf) : len(buf)]
+		}
+		if len(msgs[i].Headers) > 0 {
+			km.Headers = make([]kafkago.Header, len(msgs[i].Headers))
+			for j, h := range msgs[i].Headers {
+				buf = append(buf, h.Value...)
+				km.Headers[j] = kafkago.Header{Key: h.Key, Value: buf[len(buf)-len(h.Value) : len(buf) : len(buf)]}
+			}
 		}
 	}
 

@@ -148,6 +148,7 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 		return nil, err
 	}
 	log.Debug("cassandra store opened", "hosts", cfg.Hosts, "consistency", cons.String())
+	log.Info("retention: every write expires by TTL", "retention", cfg.Retention())
 	return s, nil
 }
 
@@ -178,7 +179,7 @@ func (s *Store) checkTTLs(ctx context.Context) error {
 	}
 	if strings.Contains(err.Error(), "maximum supported expiration date") {
 		years := max(int(time.Until(expirationLimit)/year)-1, 0) // a year of margin: the limit comes closer
-		return fmt.Errorf("cassandra.ttl.%s is longer than this cluster accepts: data written now would expire after %s, the limit of Cassandra's storage_compatibility_mode CASSANDRA_4 (the default of 5.0; see CASSANDRA-14227). Use at most %dy, or 0 to keep data forever",
+		return fmt.Errorf("retention.%s is longer than this cluster accepts: data written now would expire after %s, the limit of Cassandra's storage_compatibility_mode CASSANDRA_4 (the default of 5.0; see CASSANDRA-14227). Use at most %dy, or 0 to keep data forever",
 			name, expirationLimit.Format("2006-01-02"), years)
 	}
 	return wrapErr("check TTLs", err)

@@ -3,6 +3,7 @@ package cassandra
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -267,9 +268,31 @@ func TestSchemaTooNew(t *testing.T) {
 
 func TestTTL(t *testing.T) {
 	needNode(t)
+	t.Run("defaults", func(t *testing.T) {
+		cfg := testConfig(testKeyspace)
+		cfg.MinuteTTL, cfg.HourTTL, cfg.DayTTL, cfg.EventsTTL = 7*day, 400*day, 0, 30*day
+		checkTTLs(t, cfg)
+	})
+	t.Run("retention flags", func(t *testing.T) {
+		cfg := testConfig(testKeyspace)
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		cfg.RegisterFlags(fs)
+		if err := fs.Parse([]string{"--retention.minute=3d", "--retention.hour=90d", "--retention.day=2y", "--retention.events=12d"}); err != nil {
+			t.Fatal(err)
+		}
+		hosts, ks := testConfig(testKeyspace).Hosts, testKeyspace
+		cfg.Hosts, cfg.Keyspace, cfg.Consistency, cfg.SerialConsistency, cfg.Timeout = hosts, ks, "ONE", "SERIAL", 20*time.Second
+		if r := cfg.Retention(); r.Minute != 3*day || r.Hour != 90*day || r.Day != 2*year || r.Events != 12*day {
+			t.Fatalf("retention from flags = %+v", r)
+		}
+		checkTTLs(t, cfg)
+	})
+}
+
+// checkTTLs writes a row of every granularity and an event, and reads TTL(column) back:
+// it must be the configured retention.
+func checkTTLs(t *testing.T, cfg Config) {
 	ctx := context.Background()
-	cfg := testConfig(testKeyspace)
-	cfg.MinuteTTL, cfg.HourTTL, cfg.DayTTL, cfg.EventsTTL = 7*day, 400*day, 0, 30*day
 	s := openTest(t, cfg, Options{})
 	defer s.Close()
 
@@ -540,8 +563,8 @@ func TestTTLBeyond2038(t *testing.T) {
 	cfg.DayTTL = 20 * year
 	s, err := Open(context.Background(), cfg, Options{Logger: quiet})
 	if err != nil {
-		if !strings.Contains(err.Error(), "cassandra.ttl.day is longer than this cluster accepts") {
-			t.Fatalf("Open with a 20y TTL = %v, want an error naming cassandra.ttl.day", err)
+		if !strings.Contains(err.Error(), "retention.day is longer than this cluster accepts") {
+			t.Fatalf("Open with a 20y TTL = %v, want an error naming retention.day", err)
 		}
 		t.Log(err)
 		return

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gocql/gocql"
+
+	"github.com/glimpse-analytics/glimpse/internal/store"
 )
 
 // Config configures the Cassandra store. Build it with DefaultConfig or from RegisterFlags;
@@ -42,7 +44,8 @@ type Config struct {
 	CreateSchema bool
 
 	// TTLs of rollup rows by granularity and of stored events, counted from a row's last
-	// write. 0 keeps data forever. Cassandra caps a TTL at 20 years.
+	// write: the retention settings (flags retention.*, shared with the other engines, see
+	// store.Retention). 0 keeps data forever. Cassandra caps a TTL at 20 years.
 	MinuteTTL time.Duration
 	HourTTL   time.Duration
 	DayTTL    time.Duration
@@ -80,10 +83,10 @@ func DefaultConfig() Config {
 		Timeout:             10 * time.Second,
 		ConnectTimeout:      5 * time.Second,
 		Replication:         "SimpleStrategy:1",
-		MinuteTTL:           7 * day,
-		HourTTL:             400 * day,
-		DayTTL:              0,
-		EventsTTL:           30 * day,
+		MinuteTTL:           store.DefaultRetention().Minute,
+		HourTTL:             store.DefaultRetention().Hour,
+		DayTTL:              store.DefaultRetention().Day,
+		EventsTTL:           store.DefaultRetention().Events,
 		MaxConcurrentReads:  32,
 		MaxConcurrentWrites: 32,
 		MaxBatchRows:        100,
@@ -117,10 +120,13 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Replication, "cassandra.replication", d.Replication, `replication of a keyspace created by migrate/create-schema: "SimpleStrategy:<n>" or "NetworkTopologyStrategy:<dc>=<n>[,<dc>=<n>]"`)
 	fs.BoolVar(&c.CreateSchema, "cassandra.create-schema", d.CreateSchema, "create the keyspace and apply missing schema versions at start (otherwise run `glimpse migrate --store=cassandra`)")
 	c.MinuteTTL, c.HourTTL, c.DayTTL, c.EventsTTL = d.MinuteTTL, d.HourTTL, d.DayTTL, d.EventsTTL
-	fs.Var((*ttlValue)(&c.MinuteTTL), "cassandra.ttl.minute", "time minute rollup rows are kept after their last write (e.g. 7d; 0 = forever)")
-	fs.Var((*ttlValue)(&c.HourTTL), "cassandra.ttl.hour", "time hour rollup rows are kept after their last write (e.g. 400d; 0 = forever)")
-	fs.Var((*ttlValue)(&c.DayTTL), "cassandra.ttl.day", "time day rollup rows are kept after their last write (e.g. 5y; 0 = forever)")
-	fs.Var((*ttlValue)(&c.EventsTTL), "cassandra.ttl.events", "time stored events are kept for filtered queries (e.g. 30d; 0 = forever)")
+	// The retention settings apply to every store engine (Cassandra: the TTL of each write;
+	// Pebble: a periodic sweep), so they are not named cassandra.*; Config.Retention hands
+	// them to the other engines.
+	fs.Var((*ttlValue)(&c.MinuteTTL), "retention.minute", "time minute rollup rows are kept (e.g. 7d; 0 = forever); every store engine")
+	fs.Var((*ttlValue)(&c.HourTTL), "retention.hour", "time hour rollup rows are kept (e.g. 400d; 0 = forever); every store engine")
+	fs.Var((*ttlValue)(&c.DayTTL), "retention.day", "time day rollup rows are kept (e.g. 5y; 0 = forever); every store engine")
+	fs.Var((*ttlValue)(&c.EventsTTL), "retention.events", "time stored events are kept for filtered queries (e.g. 30d; 0 = forever); every store engine")
 	fs.IntVar(&c.MaxConcurrentReads, "cassandra.max-concurrent-reads", d.MaxConcurrentReads, "most read requests in flight at once")
 	fs.IntVar(&c.MaxConcurrentWrites, "cassandra.max-concurrent-writes", d.MaxConcurrentWrites, "most write requests (single writes or batches) in flight at once")
 	fs.IntVar(&c.MaxBatchRows, "cassandra.max-batch-rows", d.MaxBatchRows, "most rows in one unlogged batch (a batch holds rows of one partition only)")
@@ -130,6 +136,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.ConnectionsPerHost, "cassandra.connections-per-host", d.ConnectionsPerHost, "connections to each Cassandra node")
 	fs.StringVar(&c.Username, "cassandra.username", d.Username, "user name for password authentication (empty: none)")
 	fs.StringVar(&c.Password, "cassandra.password", d.Password, "password for password authentication (prefer the environment variable)")
+}
+
+// Retention is the retention settings as the engine-neutral store.Retention.
+func (c Config) Retention() store.Retention {
+	return store.Retention{Minute: c.MinuteTTL, Hour: c.HourTTL, Day: c.DayTTL, Events: c.EventsTTL}
 }
 
 var keyspaceRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,47}$`)
@@ -168,7 +179,7 @@ func (c Config) Validate() error {
 		d    time.Duration
 	}{{"minute", c.MinuteTTL}, {"hour", c.HourTTL}, {"day", c.DayTTL}, {"events", c.EventsTTL}} {
 		if err := validTTL(t.d); err != nil {
-			errs = append(errs, fmt.Errorf("cassandra.ttl.%s: %w", t.name, err))
+			errs = append(errs, fmt.Errorf("retention.%s: %w", t.name, err))
 		}
 	}
 	for _, p := range []struct {

@@ -26,19 +26,20 @@ func TestRegisterFlags(t *testing.T) {
 		t.Fatalf("registered defaults %+v differ from DefaultConfig %+v", c, d)
 	}
 	fs.VisitAll(func(f *flag.Flag) {
-		if !strings.HasPrefix(f.Name, "cassandra.") {
+		// The retention settings apply to every store engine, so they are not cassandra.*.
+		if !strings.HasPrefix(f.Name, "cassandra.") && !strings.HasPrefix(f.Name, "retention.") {
 			t.Errorf("flag %s lacks the cassandra. prefix", f.Name)
 		}
 	})
 	for _, name := range []string{"cassandra.hosts", "cassandra.keyspace", "cassandra.consistency", "cassandra.timeout", "cassandra.connect-timeout",
-		"cassandra.replication", "cassandra.create-schema", "cassandra.ttl.minute", "cassandra.ttl.hour", "cassandra.ttl.day", "cassandra.ttl.events",
+		"cassandra.replication", "cassandra.create-schema", "retention.minute", "retention.hour", "retention.day", "retention.events",
 		"cassandra.max-concurrent-reads", "cassandra.username", "cassandra.password"} {
 		if fs.Lookup(name) == nil {
 			t.Errorf("flag %s is not registered", name)
 		}
 	}
-	if got := fs.Lookup("cassandra.ttl.hour").DefValue; got != "400d" {
-		t.Errorf("cassandra.ttl.hour default shows as %q, want 400d", got)
+	if got := fs.Lookup("retention.hour").DefValue; got != "400d" {
+		t.Errorf("retention.hour default shows as %q, want 400d", got)
 	}
 	err := fs.Parse([]string{
 		"--cassandra.hosts=10.0.0.1:9042, 10.0.0.2 ,[::1]:9043",
@@ -46,9 +47,9 @@ func TestRegisterFlags(t *testing.T) {
 		"--cassandra.consistency=quorum",
 		"--cassandra.replication=NetworkTopologyStrategy:dc1=3,dc2=2",
 		"--cassandra.create-schema",
-		"--cassandra.ttl.minute=36h",
-		"--cassandra.ttl.day=5y",
-		"--cassandra.ttl.events=0",
+		"--retention.minute=36h",
+		"--retention.day=5y",
+		"--retention.events=0",
 		"--cassandra.timeout=3s",
 	})
 	if err != nil {
@@ -67,9 +68,9 @@ func TestRegisterFlags(t *testing.T) {
 		t.Errorf("Validate: %v", err)
 	}
 	for _, bad := range [][]string{
-		{"--cassandra.ttl.hour=forever"},
-		{"--cassandra.ttl.hour=21y"},
-		{"--cassandra.ttl.hour=-1d"},
+		{"--retention.hour=forever"},
+		{"--retention.hour=21y"},
+		{"--retention.hour=-1d"},
 		{"--cassandra.hosts= , "},
 		{"--cassandra.hosts=host:port"},
 	} {

@@ -21,6 +21,7 @@ const (
 	opPutMetaIfAbsent = "put_meta_if_absent"
 	opDeleteMeta      = "delete_meta"
 	opListMeta        = "list_meta"
+	opDeleteSite      = "delete_site"
 )
 
 type metrics struct {

@@ -21,6 +21,8 @@ const (
 	opPutMetaIfAbsent = "put_meta_if_absent"
 	opDeleteMeta      = "delete_meta"
 	opListMeta        = "list_meta"
+	opDeleteSite      = "delete_site"
+	opRetentionSweep  = "retention_sweep"
 )
 
 type metrics struct {
@@ -32,6 +34,9 @@ type metrics struct {
 	eventsRead    prometheus.Counter
 	errors        *prometheus.CounterVec
 	writeStalls   prometheus.Counter
+	// retentionDeleted counts what retention sweeps removed, by kind (minute_rows,
+	// hour_rows, day_rows, events).
+	retentionDeleted *prometheus.CounterVec
 }
 
 var latencyBuckets = prometheus.ExponentialBuckets(0.0001, 3, 12) // 100µs .. ~18s
@@ -81,6 +86,11 @@ func newMetrics() *metrics {
 			Help:        "Times writes stalled waiting for memtable flushes or L0 compactions.",
 			ConstLabels: engine,
 		}),
+		retentionDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name:        "glimpse_store_retention_deleted_total",
+			Help:        "Rollup rows and stored events removed by retention sweeps, by kind (minute_rows, hour_rows, day_rows, events).",
+			ConstLabels: engine,
+		}, []string{"kind"}),
 	}
 }
 
@@ -114,6 +124,10 @@ func (m *metrics) register(reg prometheus.Registerer) error {
 		return err
 	}
 	m.errors = c.(*prometheus.CounterVec)
+	if c, err = regOne(m.retentionDeleted); err != nil {
+		return err
+	}
+	m.retentionDeleted = c.(*prometheus.CounterVec)
 	for _, p := range []*prometheus.Counter{&m.rowsWritten, &m.rowsRead, &m.eventsWritten, &m.eventsRead, &m.writeStalls} {
 		if c, err = regOne(*p); err != nil {
 			return err

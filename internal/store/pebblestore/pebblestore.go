@@ -39,11 +39,16 @@ type Options struct {
 	CacheSize int64
 	// MemTableSize is the size of one memtable in bytes. Default 16 MiB.
 	MemTableSize uint64
+	// Retention, unless it keeps everything forever (the zero value), is enforced by a
+	// background sweep every SweepEvery (default 1 hour; see Sweep).
+	Retention  store.Retention
+	SweepEvery time.Duration
 }
 
 const (
 	defaultCacheSize    = 64 << 20
 	defaultMemTableSize = 16 << 20
+	defaultSweepEvery   = time.Hour
 
 	// formatVersion is the layout of keys and values this package writes. It is kept in
 	// the store so a newer layout is refused by older binaries instead of misread.
@@ -76,6 +81,10 @@ type Store struct {
 
 	watchMu  sync.RWMutex
 	watchers map[*rowWatcher]struct{}
+
+	// sweepStop ends the background retention sweep, which closes sweepDone when it has.
+	sweepStop chan struct{}
+	sweepDone chan struct{}
 
 	mu       sync.Mutex
 	cond     sync.Cond
@@ -158,6 +167,17 @@ func Open(dir string, opts Options) (*Store, error) {
 			log.Warn("pebble health metrics not registered", "err", err)
 		}
 	}
+	if opts.Retention.Forever() {
+		log.Info("retention: data is kept forever (no retention.* setting above 0)")
+	} else {
+		every := opts.SweepEvery
+		if every <= 0 {
+			every = defaultSweepEvery
+		}
+		s.sweepStop, s.sweepDone = make(chan struct{}), make(chan struct{})
+		go s.sweepLoop(opts.Retention, every, s.sweepStop, s.sweepDone)
+		log.Info("retention: expired data is swept in the background", "retention", opts.Retention, "every", every)
+	}
 	log.Debug("store opened")
 	return s, nil
 }
@@ -219,6 +239,12 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.mu.Unlock()
+	if s.sweepStop != nil {
+		close(s.sweepStop)
+		<-s.sweepDone
+	}
+	s.mu.Lock()
 	for s.inflight > 0 {
 		s.cond.Wait()
 	}

@@ -391,12 +391,19 @@ async function renderPanel(def, r, gen, signal) {
     body.textContent = ''
     if (!res.results.length) body.append(h('p.empty', {}, 'No data for this period'))
     else body.append(rowsList(tab.dim, res.results, tab.heads, (i, m) => metric(tab.metrics[i], m), (v) => setFilter(tab.dim, v)))
+    if (def.id === 'locations' && res.results.length && res.results.every((x) => x.dimensions[0] === '')) body.append(noLocationHint())
     if (def.donut) {
       const box = $('.donut-box', panel)
       donut(box, res.results.map((x) => ({ label: display(tab.dim, x.dimensions[0]), value: x.metrics[0] })))
       box.setAttribute('aria-label', `${tab.label} share`)
     }
   })
+}
+
+/** noLocationHint explains an all-"Unknown" location panel: the server has no geoip.db. */
+function noLocationHint() {
+  return h('p.note', { 'data-hint': 'geoip' }, 'No location data: start Glimpse with ',
+    h('code', {}, '--geoip.db=/path/GeoLite2-City.mmdb'), ' (free from MaxMind or DB-IP)')
 }
 
 function storedProps() {
