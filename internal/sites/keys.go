@@ -2,17 +2,11 @@ package sites
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/glimpse-analytics/glimpse/internal/store"
@@ -21,13 +15,6 @@ import (
 // SecretPrefix starts every API key, so a leaked key is recognisable (secret scanners,
 // logs): "glk_" + key id + "_" + 43 characters of base64url (32 random bytes).
 const SecretPrefix = "glk_"
-
-const (
-	idBytes     = 6  // 12 hex characters
-	secretBytes = 32 // 43 base64url characters
-	// maxCached bounds the key cache; it is emptied when full.
-	maxCached = 10000
-)
 
 // ErrInvalidKey is returned by Keyring.Verify for a key that is malformed, unknown or revoked.
 var ErrInvalidKey = errors.New("the API key is not valid")
@@ -70,36 +57,18 @@ type Keyring struct {
 	meta store.Meta
 	opts Options
 
-	mu    sync.Mutex
-	cache map[string]cachedKey
-}
-
-type cachedKey struct {
-	key     *Key // nil: no such key
-	expires time.Time
+	cache recordCache[Key] // by key id
 }
 
 // NewKeyring returns the keys kept in meta.
 func NewKeyring(meta store.Meta, opts Options) *Keyring {
-	return &Keyring{meta: meta, opts: opts.withDefaults(), cache: map[string]cachedKey{}}
-}
-
-func hashSecret(secret string) string {
-	sum := sha256.Sum256([]byte(secret))
-	return hex.EncodeToString(sum[:])
+	return &Keyring{meta: meta, opts: opts.withDefaults()}
 }
 
 // ParseKey splits an API key into its id and secret part.
 func ParseKey(key string) (id, secret string, ok bool) {
-	rest, ok := strings.CutPrefix(strings.TrimSpace(key), SecretPrefix)
-	if !ok {
-		return "", "", false
-	}
-	id, secret, ok = strings.Cut(rest, "_")
-	if !ok || len(id) != 2*idBytes || len(secret) == 0 || len(secret) > 128 {
-		return "", "", false
-	}
-	if _, err := hex.DecodeString(id); err != nil {
+	id, secret, ok = splitSecret(key, SecretPrefix)
+	if !ok || len(secret) > 128 {
 		return "", "", false
 	}
 	return id, secret, true
@@ -127,28 +96,19 @@ func (r *Keyring) Create(ctx context.Context, spec KeySpec) (secretKey string, k
 	}
 	k.Admin, k.Name = spec.Admin, strings.TrimSpace(spec.Name)
 	k.Created = r.opts.Now().UTC().Truncate(time.Second)
-	for range 3 {
-		idb := make([]byte, idBytes)
-		sb := make([]byte, secretBytes)
-		_, _ = rand.Read(idb) // crypto/rand.Read never fails
-		_, _ = rand.Read(sb)
-		k.ID = hex.EncodeToString(idb)
-		secret := base64.RawURLEncoding.EncodeToString(sb)
-		k.Hash = hashSecret(secret)
-		v, err := json.Marshal(k)
-		if err != nil {
-			return "", Key{}, err
-		}
-		got, err := r.meta.PutMetaIfAbsent(ctx, KeysNamespace, k.ID, v)
-		if err != nil {
-			return "", Key{}, fmt.Errorf("keys: store the new key: %w", err)
-		}
-		if string(got) == string(v) {
-			r.forget(k.ID)
-			return SecretPrefix + k.ID + "_" + secret, k, nil
-		}
+	id, secret, err := storeNewSecret(ctx, r.meta, KeysNamespace, func(id string) string { return id },
+		func(id, hash string) ([]byte, error) {
+			k.ID, k.Hash = id, hash
+			return json.Marshal(k)
+		})
+	if errors.Is(err, errNoFreeID) {
+		return "", Key{}, errors.New("keys: could not find a free key id")
 	}
-	return "", Key{}, errors.New("keys: could not find a free key id")
+	if err != nil {
+		return "", Key{}, fmt.Errorf("keys: store the new key: %w", err)
+	}
+	r.cache.forget(id)
+	return SecretPrefix + id + "_" + secret, k, nil
 }
 
 func decodeKey(id string, b []byte) (Key, error) {
@@ -215,7 +175,7 @@ func (r *Keyring) Revoke(ctx context.Context, idOrKey string) (bool, error) {
 	if err := r.meta.DeleteMeta(ctx, KeysNamespace, id); err != nil {
 		return false, fmt.Errorf("keys: revoke %s: %w", id, err)
 	}
-	r.forget(id)
+	r.cache.forget(id)
 	return true, nil
 }
 
@@ -231,12 +191,11 @@ func (r *Keyring) Verify(ctx context.Context, key string) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	want := []byte("0000000000000000000000000000000000000000000000000000000000000000")
+	var stored string
 	if k != nil {
-		want = []byte(k.Hash)
+		stored = k.Hash
 	}
-	got := []byte(hashSecret(secret))
-	if subtle.ConstantTimeCompare(got, want) != 1 || k == nil {
+	if !secretMatches(secret, stored, k != nil) {
 		return nil, ErrInvalidKey
 	}
 	return k, nil
@@ -244,32 +203,11 @@ func (r *Keyring) Verify(ctx context.Context, key string) (*Key, error) {
 
 // lookup returns the key of id (nil when there is none), from the cache when it is fresh.
 func (r *Keyring) lookup(ctx context.Context, id string) (*Key, error) {
-	now := r.opts.Now()
-	r.mu.Lock()
-	c, ok := r.cache[id]
-	r.mu.Unlock()
-	if ok && now.Before(c.expires) {
-		return c.key, nil
-	}
-	k, found, err := r.Get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	c = cachedKey{expires: now.Add(r.opts.TTL)}
-	if found {
-		c.key = &k
-	}
-	r.mu.Lock()
-	if len(r.cache) >= maxCached {
-		clear(r.cache)
-	}
-	r.cache[id] = c
-	r.mu.Unlock()
-	return c.key, nil
-}
-
-func (r *Keyring) forget(id string) {
-	r.mu.Lock()
-	delete(r.cache, id)
-	r.mu.Unlock()
+	return r.cache.get(id, r.opts.Now(), r.opts.TTL, func() (*Key, error) {
+		k, found, err := r.Get(ctx, id)
+		if err != nil || !found {
+			return nil, err
+		}
+		return &k, nil
+	})
 }

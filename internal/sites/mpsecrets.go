@@ -2,15 +2,10 @@ package sites
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/subtle"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/glimpse-analytics/glimpse/internal/store"
@@ -51,18 +46,12 @@ type MPSecrets struct {
 	meta store.Meta
 	opts Options
 
-	mu    sync.Mutex
-	cache map[string]cachedMPSecret // by meta key
-}
-
-type cachedMPSecret struct {
-	secret  *MPSecret // nil: no such secret
-	expires time.Time
+	cache recordCache[MPSecret] // by meta key
 }
 
 // NewMPSecrets returns the secrets kept in meta.
 func NewMPSecrets(meta store.Meta, opts Options) *MPSecrets {
-	return &MPSecrets{meta: meta, opts: opts.withDefaults(), cache: map[string]cachedMPSecret{}}
+	return &MPSecrets{meta: meta, opts: opts.withDefaults()}
 }
 
 func mpKey(site, id string) string { return site + "/" + id }
@@ -72,18 +61,7 @@ func ParseMPSecret(secret string) (id, rest string, ok bool) {
 	if len(secret) > MaxMPSecretLen {
 		return "", "", false
 	}
-	body, ok := strings.CutPrefix(strings.TrimSpace(secret), MPSecretPrefix)
-	if !ok {
-		return "", "", false
-	}
-	id, rest, ok = strings.Cut(body, "_")
-	if !ok || len(id) != 2*idBytes || rest == "" {
-		return "", "", false
-	}
-	if _, err := hex.DecodeString(id); err != nil {
-		return "", "", false
-	}
-	return id, rest, true
+	return splitSecret(secret, MPSecretPrefix)
 }
 
 // Create makes a new secret for site (normalised with NormalizeDomain), stores its hash and
@@ -98,28 +76,19 @@ func (m *MPSecrets) Create(ctx context.Context, site, name string) (string, MPSe
 		return "", MPSecret{}, fmt.Errorf("the name is %d bytes; the limit is %d", len(name), MaxMPSecretNameLen)
 	}
 	s := MPSecret{Site: domain, Name: name, Created: m.opts.Now().UTC().Truncate(time.Second)}
-	for range 3 {
-		idb := make([]byte, idBytes)
-		sb := make([]byte, secretBytes)
-		_, _ = rand.Read(idb) // crypto/rand.Read never fails
-		_, _ = rand.Read(sb)
-		s.ID = hex.EncodeToString(idb)
-		secret := base64.RawURLEncoding.EncodeToString(sb)
-		s.Hash = hashSecret(secret)
-		v, err := json.Marshal(s)
-		if err != nil {
-			return "", MPSecret{}, err
-		}
-		got, err := m.meta.PutMetaIfAbsent(ctx, MPSecretsNamespace, mpKey(domain, s.ID), v)
-		if err != nil {
-			return "", MPSecret{}, fmt.Errorf("mp secrets: store the new secret: %w", err)
-		}
-		if string(got) == string(v) {
-			m.forget(mpKey(domain, s.ID))
-			return MPSecretPrefix + s.ID + "_" + secret, s, nil
-		}
+	id, secret, err := storeNewSecret(ctx, m.meta, MPSecretsNamespace, func(id string) string { return mpKey(domain, id) },
+		func(id, hash string) ([]byte, error) {
+			s.ID, s.Hash = id, hash
+			return json.Marshal(s)
+		})
+	if errors.Is(err, errNoFreeID) {
+		return "", MPSecret{}, errors.New("mp secrets: could not find a free secret id")
 	}
-	return "", MPSecret{}, errors.New("mp secrets: could not find a free secret id")
+	if err != nil {
+		return "", MPSecret{}, fmt.Errorf("mp secrets: store the new secret: %w", err)
+	}
+	m.cache.forget(mpKey(domain, id))
+	return MPSecretPrefix + id + "_" + secret, s, nil
 }
 
 func decodeMPSecret(key string, b []byte) (MPSecret, error) {
@@ -176,7 +145,7 @@ func (m *MPSecrets) Revoke(ctx context.Context, site, idOrSecret string) (bool, 
 	if err := m.meta.DeleteMeta(ctx, MPSecretsNamespace, key); err != nil {
 		return false, fmt.Errorf("mp secrets: revoke %s of %s: %w", id, domain, err)
 	}
-	m.forget(key)
+	m.cache.forget(key)
 	return true, nil
 }
 
@@ -193,47 +162,28 @@ func (m *MPSecrets) Verify(ctx context.Context, site, secret string) (*MPSecret,
 	if err != nil {
 		return nil, err
 	}
-	want := []byte("0000000000000000000000000000000000000000000000000000000000000000")
+	var stored string
 	if s != nil {
-		want = []byte(s.Hash)
+		stored = s.Hash
 	}
-	if subtle.ConstantTimeCompare([]byte(hashSecret(rest)), want) != 1 || s == nil {
+	if !secretMatches(rest, stored, s != nil) {
 		return nil, ErrInvalidMPSecret
 	}
 	return s, nil
 }
 
+// lookup returns the secret stored under key (nil when there is none), from the cache when
+// it is fresh.
 func (m *MPSecrets) lookup(ctx context.Context, key string) (*MPSecret, error) {
-	now := m.opts.Now()
-	m.mu.Lock()
-	c, ok := m.cache[key]
-	m.mu.Unlock()
-	if ok && now.Before(c.expires) {
-		return c.secret, nil
-	}
-	v, found, err := m.meta.GetMeta(ctx, MPSecretsNamespace, key)
-	if err != nil {
-		return nil, err
-	}
-	c = cachedMPSecret{expires: now.Add(m.opts.TTL)}
-	if found {
+	return m.cache.get(key, m.opts.Now(), m.opts.TTL, func() (*MPSecret, error) {
+		v, found, err := m.meta.GetMeta(ctx, MPSecretsNamespace, key)
+		if err != nil || !found {
+			return nil, err
+		}
 		s, err := decodeMPSecret(key, v)
 		if err != nil {
 			return nil, err
 		}
-		c.secret = &s
-	}
-	m.mu.Lock()
-	if len(m.cache) >= maxCached {
-		clear(m.cache)
-	}
-	m.cache[key] = c
-	m.mu.Unlock()
-	return c.secret, nil
-}
-
-func (m *MPSecrets) forget(key string) {
-	m.mu.Lock()
-	delete(m.cache, key)
-	m.mu.Unlock()
+		return &s, nil
+	})
 }

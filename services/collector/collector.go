@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/glimpse-analytics/glimpse/internal/bus"
+	"github.com/glimpse-analytics/glimpse/internal/clientip"
 	"github.com/glimpse-analytics/glimpse/internal/event"
 	"github.com/glimpse-analytics/glimpse/internal/geo"
 	"github.com/glimpse-analytics/glimpse/internal/sites"
@@ -103,7 +104,7 @@ func New(cfg Config, deps Deps) (*Collector, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.TrustedProxies = append(PrefixList(nil), cfg.TrustedProxies...)
+	cfg.TrustedProxies = append(clientip.PrefixList(nil), cfg.TrustedProxies...)
 	return &Collector{
 		cfg:           cfg,
 		bus:           deps.Bus,
@@ -330,7 +331,7 @@ func (c *Collector) collect(r *http.Request) outcome {
 	now := c.now().UnixMilli()
 	// The client address lives only in this function: it is looked up and hashed into the
 	// visitor ids, and no event, log line or metric carries it.
-	ip := ClientIP(r, c.cfg.TrustedProxies)
+	ip := clientip.Of(r, c.cfg.TrustedProxies)
 	loc := c.locate(ip)
 	ids, err := c.visitorIDs(ctx, b, ip, uaString, now)
 	if err != nil {

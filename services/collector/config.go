@@ -4,10 +4,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/netip"
 	"strings"
 	"time"
 
+	"github.com/glimpse-analytics/glimpse/internal/clientip"
 	"github.com/glimpse-analytics/glimpse/internal/geo"
 )
 
@@ -20,7 +20,7 @@ type Config struct {
 	// MaxSites bounds how many site ids one request may name in "d".
 	MaxSites int
 	// TrustedProxies are the peers whose X-Forwarded-For header is believed.
-	TrustedProxies PrefixList
+	TrustedProxies clientip.PrefixList
 	// PublishTimeout bounds one bus publish; on expiry the request gets 503.
 	PublishTimeout time.Duration
 	// RetryAfter is what a 503 asks the sender to wait before retrying.
@@ -44,7 +44,7 @@ func DefaultConfig() Config {
 		Topic:          "glimpse-events",
 		MaxBodyBytes:   16 << 10,
 		MaxSites:       10,
-		TrustedProxies: PrefixList{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		TrustedProxies: clientip.Loopback(),
 		PublishTimeout: 5 * time.Second,
 		RetryAfter:     5 * time.Second,
 		UACacheSize:    10000,
@@ -102,67 +102,4 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("collector.ua-cache-size is %d; it must not be negative", c.UACacheSize))
 	}
 	return errors.Join(errs...)
-}
-
-// PrefixList is a list of network prefixes that reads and prints as comma-separated CIDRs.
-// A bare address stands for itself (a /32 or /128). It implements flag.Value.
-type PrefixList []netip.Prefix
-
-// String returns the prefixes comma-separated.
-func (l *PrefixList) String() string {
-	if l == nil {
-		return ""
-	}
-	s := make([]string, len(*l))
-	for i, p := range *l {
-		s[i] = p.String()
-	}
-	return strings.Join(s, ",")
-}
-
-// Set replaces the list with the comma-separated prefixes in s.
-func (l *PrefixList) Set(s string) error {
-	var out PrefixList
-	for part := range strings.SplitSeq(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		p, err := parsePrefix(part)
-		if err != nil {
-			return err
-		}
-		out = append(out, p)
-	}
-	*l = out
-	return nil
-}
-
-func parsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8 or fd00::/8", s)
-		}
-		if p.Addr().Is4In6() {
-			p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is neither a CIDR nor an IP address", s)
-	}
-	a = a.Unmap().WithZone("")
-	return netip.PrefixFrom(a, a.BitLen()), nil
-}
-
-// Contains reports whether a lies in one of the prefixes.
-func (l PrefixList) Contains(a netip.Addr) bool {
-	for _, p := range l {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
 }

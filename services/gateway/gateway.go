@@ -26,7 +26,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -34,6 +33,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/glimpse-analytics/glimpse/internal/clientip"
 	"github.com/glimpse-analytics/glimpse/internal/server"
 	"github.com/glimpse-analytics/glimpse/services/registry"
 )
@@ -62,7 +62,7 @@ type Config struct {
 
 	// TrustedProxies are the peers whose X-Forwarded-For is believed when finding the
 	// client address for rate limits (a load balancer in front of the gateways).
-	TrustedProxies PrefixList
+	TrustedProxies clientip.PrefixList
 }
 
 // BreakerConfig sets the circuit breaker each upstream instance gets.
@@ -105,7 +105,7 @@ func DefaultConfig() Config {
 			SiteAPIRate: 50, SiteAPIBurst: 200,
 			MaxKeys: 100000,
 		},
-		TrustedProxies: PrefixList{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		TrustedProxies: clientip.Loopback(),
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/glimpse-analytics/glimpse/internal/clientip"
 	"github.com/glimpse-analytics/glimpse/services/registry"
 )
 
@@ -73,7 +74,7 @@ func (g *Gateway) serveUpstream(w http.ResponseWriter, r *http.Request, rt *rout
 		return
 	}
 	now := g.deps.Now()
-	client := clientIP(r, g.cfg.TrustedProxies)
+	client := clientip.Of(r, g.cfg.TrustedProxies)
 	if key := ipKey(client); key != "" {
 		if ok, wait := g.ipLimit.allow(now, key); !ok {
 			g.tooMany(w, rt, "ip_rate", wait, fmt.Sprintf("too many requests from your address (more than %v per second)", g.cfg.RateLimit.IPRate))

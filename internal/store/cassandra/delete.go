@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/glimpse-analytics/glimpse/internal/store"
+	"github.com/glimpse-analytics/glimpse/internal/store/storemetrics"
 )
 
 // Deleting a site. Every table is partitioned by site first, but Cassandra deletes whole
@@ -44,7 +45,7 @@ var _ store.SiteDeleter = (*Store)(nil)
 // index, so an interrupted run leaves what it did not delete findable by the next one.
 func (s *Store) DeleteSite(ctx context.Context, site string) (rep store.DeleteReport, err error) {
 	start := time.Now()
-	defer func() { s.m.observe(opDeleteSite, true, start, err, false) }()
+	defer func() { s.m.observe(storemetrics.OpDeleteSite, true, start, err, false) }()
 	if err := checkText("site", site); err != nil || site == "" {
 		if err == nil {
 			err = errEmptySite

@@ -10,6 +10,7 @@ import (
 	"github.com/gocql/gocql"
 
 	"github.com/glimpse-analytics/glimpse/internal/store"
+	"github.com/glimpse-analytics/glimpse/internal/store/storemetrics"
 )
 
 const (
@@ -112,7 +113,7 @@ type eventDay struct {
 // no-op), then writes the events grouped by partition into unlogged batches.
 func (s *Store) WriteEvents(ctx context.Context, evs []store.StoredEvent) (err error) {
 	start := time.Now()
-	defer func() { s.m.observe(opWriteEvents, true, start, err, false) }()
+	defer func() { s.m.observe(storemetrics.OpWriteEvents, true, start, err, false) }()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -145,7 +146,7 @@ func (s *Store) WriteEvents(ctx context.Context, evs []store.StoredEvent) (err e
 			idx = append(idx, []write{{stmt: insertEventDay, args: []any{s.indexTTL, shards, d.site, d.day}, size: 64}})
 		}
 		if err := s.writeGroups(ctx, idx, ts); err != nil {
-			return wrapErr(opWriteEvents, err)
+			return wrapErr(storemetrics.OpWriteEvents, err)
 		}
 		for _, d := range days {
 			s.index.done(d, missing[d], now)
@@ -171,9 +172,9 @@ func (s *Store) WriteEvents(ctx context.Context, evs []store.StoredEvent) (err e
 		n += len(grp)
 	}
 	if err := s.writeGroups(ctx, ws, ts); err != nil {
-		return wrapErr(opWriteEvents, err)
+		return wrapErr(storemetrics.OpWriteEvents, err)
 	}
-	s.m.eventsWritten.Add(float64(n))
+	s.m.EventsWritten.Add(float64(n))
 	return nil
 }
 
@@ -183,7 +184,7 @@ func (s *Store) WriteEvents(ctx context.Context, evs []store.StoredEvent) (err e
 func (s *Store) ScanEvents(ctx context.Context, r store.EventRange, fn func(store.StoredEvent) error) (err error) {
 	start := time.Now()
 	callerErr := false
-	defer func() { s.m.observe(opScanEvents, false, start, err, callerErr) }()
+	defer func() { s.m.observe(storemetrics.OpScanEvents, false, start, err, callerErr) }()
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
@@ -203,7 +204,7 @@ func (s *Store) ScanEvents(ctx context.Context, r store.EventRange, fn func(stor
 			return d, err
 		})
 	if err != nil {
-		return wrapErr(opScanEvents, err)
+		return wrapErr(storemetrics.OpScanEvents, err)
 	}
 	slices.SortFunc(days, func(a, b dayShards) int { return cmp.Compare(a.day, b.day) })
 	var parts []partScan
@@ -218,9 +219,9 @@ func (s *Store) ScanEvents(ctx context.Context, r store.EventRange, fn func(stor
 		read++
 		return fn(e)
 	})
-	s.m.eventsRead.Add(float64(read))
+	s.m.EventsRead.Add(float64(read))
 	if err != nil && !callerErr {
-		return wrapErr(opScanEvents, err)
+		return wrapErr(storemetrics.OpScanEvents, err)
 	}
 	return err
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gocql/gocql"
+
+	"github.com/glimpse-analytics/glimpse/internal/store/storemetrics"
 )
 
 const (
@@ -21,7 +23,7 @@ const (
 // GetMeta reads one key. An empty value is found with zero length.
 func (s *Store) GetMeta(ctx context.Context, ns, key string) (_ []byte, _ bool, err error) {
 	start := time.Now()
-	defer func() { s.m.observe(opGetMeta, false, start, err, false) }()
+	defer func() { s.m.observe(storemetrics.OpGetMeta, false, start, err, false) }()
 	if err := s.begin(ctx); err != nil {
 		return nil, false, err
 	}
@@ -39,7 +41,7 @@ func (s *Store) GetMeta(ctx context.Context, ns, key string) (_ []byte, _ bool, 
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, false, wrapErr(opGetMeta, err)
+		return nil, false, wrapErr(storemetrics.OpGetMeta, err)
 	}
 	if v == nil {
 		v = []byte{}
@@ -50,7 +52,7 @@ func (s *Store) GetMeta(ctx context.Context, ns, key string) (_ []byte, _ bool, 
 // PutMeta stores a value, replacing any.
 func (s *Store) PutMeta(ctx context.Context, ns, key string, value []byte) (err error) {
 	start := time.Now()
-	defer func() { s.m.observe(opPutMeta, true, start, err, false) }()
+	defer func() { s.m.observe(storemetrics.OpPutMeta, true, start, err, false) }()
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
@@ -61,13 +63,13 @@ func (s *Store) PutMeta(ctx context.Context, ns, key string, value []byte) (err 
 	if value == nil {
 		value = []byte{}
 	}
-	return wrapErr(opPutMeta, s.writeOne(ctx, putMetaStmt, ns, key, value))
+	return wrapErr(storemetrics.OpPutMeta, s.writeOne(ctx, putMetaStmt, ns, key, value))
 }
 
 // DeleteMeta removes a key; a missing key is not an error.
 func (s *Store) DeleteMeta(ctx context.Context, ns, key string) (err error) {
 	start := time.Now()
-	defer func() { s.m.observe(opDeleteMeta, true, start, err, false) }()
+	defer func() { s.m.observe(storemetrics.OpDeleteMeta, true, start, err, false) }()
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
@@ -75,7 +77,7 @@ func (s *Store) DeleteMeta(ctx context.Context, ns, key string) (err error) {
 	if checkNamespace(ns, key) != nil {
 		return nil
 	}
-	return wrapErr(opDeleteMeta, s.writeOne(ctx, deleteMetaStmt, ns, key))
+	return wrapErr(storemetrics.OpDeleteMeta, s.writeOne(ctx, deleteMetaStmt, ns, key))
 }
 
 // writeOne runs one write with a fresh timestamp from the store's clock.
@@ -97,7 +99,7 @@ func (s *Store) writeOne(ctx context.Context, stmt string, args ...any) error {
 // are timestamped by Paxos ballots, plain writes by the client).
 func (s *Store) PutMetaIfAbsent(ctx context.Context, ns, key string, value []byte) (_ []byte, err error) {
 	start := time.Now()
-	defer func() { s.m.observe(opPutMetaIfAbsent, true, start, err, false) }()
+	defer func() { s.m.observe(storemetrics.OpPutMetaIfAbsent, true, start, err, false) }()
 	if err := s.begin(ctx); err != nil {
 		return nil, err
 	}
@@ -115,7 +117,7 @@ func (s *Store) PutMetaIfAbsent(ctx context.Context, ns, key string, value []byt
 	existing := map[string]any{}
 	applied, err := s.query(ctx, putMetaIfStmt, ns, key, value).MapScanCAS(existing)
 	if err != nil {
-		return nil, wrapErr(opPutMetaIfAbsent, err)
+		return nil, wrapErr(storemetrics.OpPutMetaIfAbsent, err)
 	}
 	if applied {
 		return bytes.Clone(value), nil
@@ -123,7 +125,7 @@ func (s *Store) PutMetaIfAbsent(ctx context.Context, ns, key string, value []byt
 	raw, present := existing["value"]
 	v, ok := raw.([]byte)
 	if !present || (!ok && raw != nil) {
-		return nil, fmt.Errorf("cassandra %s: unexpected answer %v to IF NOT EXISTS", opPutMetaIfAbsent, existing)
+		return nil, fmt.Errorf("cassandra %s: unexpected answer %v to IF NOT EXISTS", storemetrics.OpPutMetaIfAbsent, existing)
 	}
 	if v == nil {
 		v = []byte{}
@@ -135,7 +137,7 @@ func (s *Store) PutMetaIfAbsent(ctx context.Context, ns, key string, value []byt
 func (s *Store) ListMeta(ctx context.Context, ns string, fn func(key string, value []byte) error) (err error) {
 	start := time.Now()
 	callerErr := false
-	defer func() { s.m.observe(opListMeta, false, start, err, callerErr) }()
+	defer func() { s.m.observe(storemetrics.OpListMeta, false, start, err, callerErr) }()
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
@@ -158,7 +160,7 @@ func (s *Store) ListMeta(ctx context.Context, ns string, fn func(key string, val
 		},
 		func(it kv) error { return fn(it.key, it.value) })
 	if err != nil && !callerErr {
-		return wrapErr(opListMeta, err)
+		return wrapErr(storemetrics.OpListMeta, err)
 	}
 	return err
 }

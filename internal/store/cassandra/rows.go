@@ -9,6 +9,7 @@ import (
 	"github.com/gocql/gocql"
 
 	"github.com/glimpse-analytics/glimpse/internal/store"
+	"github.com/glimpse-analytics/glimpse/internal/store/storemetrics"
 )
 
 const (
@@ -67,7 +68,7 @@ func groupRows(rows []store.Row) [][]*store.Row {
 // failed call may simply be retried.
 func (s *Store) WriteRows(ctx context.Context, rows []store.Row) (err error) {
 	start := time.Now()
-	defer func() { s.m.observe(opWriteRows, true, start, err, false) }()
+	defer func() { s.m.observe(storemetrics.OpWriteRows, true, start, err, false) }()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -107,9 +108,9 @@ func (s *Store) WriteRows(ctx context.Context, rows []store.Row) (err error) {
 		n += len(grp)
 	}
 	if err := s.writeGroups(ctx, ws, s.clock.next()); err != nil {
-		return wrapErr(opWriteRows, err)
+		return wrapErr(storemetrics.OpWriteRows, err)
 	}
-	s.m.rowsWritten.Add(float64(n))
+	s.m.RowsWritten.Add(float64(n))
 	return nil
 }
 
@@ -130,7 +131,7 @@ func rowDecoder(site string, g store.Granularity, dim string) decoder[store.Row]
 // stored (see WriteRows) are absent.
 func (s *Store) GetRows(ctx context.Context, keys []store.RowKey) (_ []store.Row, err error) {
 	start := time.Now()
-	defer func() { s.m.observe(opGetRows, false, start, err, false) }()
+	defer func() { s.m.observe(storemetrics.OpGetRows, false, start, err, false) }()
 	if err := s.begin(ctx); err != nil {
 		return nil, err
 	}
@@ -189,9 +190,9 @@ loop:
 		}
 	}
 	if err := firstErr(ctx, g.wait()); err != nil {
-		return nil, wrapErr(opGetRows, err)
+		return nil, wrapErr(storemetrics.OpGetRows, err)
 	}
-	s.m.rowsRead.Add(float64(len(out)))
+	s.m.RowsRead.Add(float64(len(out)))
 	return out, nil
 }
 
@@ -203,7 +204,7 @@ loop:
 func (s *Store) ScanRows(ctx context.Context, r store.RowRange, fn func(store.Row) error) (err error) {
 	start := time.Now()
 	callerErr := false
-	defer func() { s.m.observe(opScanRows, false, start, err, callerErr) }()
+	defer func() { s.m.observe(storemetrics.OpScanRows, false, start, err, callerErr) }()
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
@@ -214,7 +215,7 @@ func (s *Store) ScanRows(ctx context.Context, r store.RowRange, fn func(store.Ro
 		return nil
 	}
 	if n := last - first + 1; n > maxScanPeriods {
-		return wrapErr(opScanRows, errRangeTooWide(n))
+		return wrapErr(storemetrics.OpScanRows, errRangeTooWide(n))
 	}
 	from, to := max(r.From, minBucket), min(r.To, maxBucket)
 
@@ -250,9 +251,9 @@ func (s *Store) ScanRows(ctx context.Context, r store.RowRange, fn func(store.Ro
 		read++
 		return fn(row)
 	})
-	s.m.rowsRead.Add(float64(read))
+	s.m.RowsRead.Add(float64(read))
 	if err != nil && !callerErr {
-		return wrapErr(opScanRows, err)
+		return wrapErr(storemetrics.OpScanRows, err)
 	}
 	return err
 }

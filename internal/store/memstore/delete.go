@@ -16,14 +16,10 @@ func (s *Store) DeleteSite(ctx context.Context, site string) (store.DeleteReport
 	if site == "" {
 		return rep, errors.New("memstore: delete site: the site is empty")
 	}
-	if err := ctx.Err(); err != nil {
+	if err := s.lockOpen(ctx); err != nil {
 		return rep, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return rep, ErrClosed
-	}
 	for p, m := range s.rows {
 		if p.site == site {
 			rep.Rows[p.gran] += int64(len(m))
@@ -39,20 +35,30 @@ func (s *Store) DeleteSite(ctx context.Context, site string) (store.DeleteReport
 	return rep, nil
 }
 
+// lockOpen takes the write lock for a call made under ctx. It returns holding the lock
+// only when it returns nil: ctx is done or the store is closed otherwise.
+func (s *Store) lockOpen(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	return nil
+}
+
 // Sweep deletes the rollup rows and stored events retention r no longer keeps at now, by
 // the same rule as the embedded Pebble store (store.Retention.RowCutoff and EventCutoff),
 // and reports what it removed. The memory store runs no background sweep: it keeps
 // nothing across restarts anyway.
 func (s *Store) Sweep(ctx context.Context, r store.Retention, now time.Time) (store.SweepReport, error) {
 	rep := store.SweepReport{Rows: map[store.Granularity]int64{}}
-	if err := ctx.Err(); err != nil {
+	if err := s.lockOpen(ctx); err != nil {
 		return rep, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return rep, ErrClosed
-	}
 	for p, m := range s.rows {
 		cutoff, ok := r.RowCutoff(p.gran, now)
 		if !ok {

@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/glimpse-analytics/glimpse/internal/store"
+	"github.com/glimpse-analytics/glimpse/internal/store/storemetrics"
 )
 
 var _ store.SiteDeleter = (*Store)(nil)
@@ -23,7 +24,7 @@ var _ store.SiteDeleter = (*Store)(nil)
 // (keys only, no values), for the report.
 func (s *Store) DeleteSite(ctx context.Context, site string) (rep store.DeleteReport, err error) {
 	start := time.Now()
-	defer func() { s.m.observe(opDeleteSite, true, start, err, false) }()
+	defer func() { s.m.observe(storemetrics.OpDeleteSite, true, start, err, false) }()
 	if site == "" {
 		return rep, fmt.Errorf("pebblestore: delete site: the site is empty")
 	}
@@ -115,7 +116,7 @@ const sweepCheckEvery = 4096
 // any time.
 func (s *Store) Sweep(ctx context.Context, r store.Retention, now time.Time) (rep store.SweepReport, err error) {
 	start := time.Now()
-	defer func() { s.m.observe(opRetentionSweep, true, start, err, false) }()
+	defer func() { s.m.observe(storemetrics.OpRetentionSweep, true, start, err, false) }()
 	if err := ctx.Err(); err != nil {
 		return rep, err
 	}
@@ -150,28 +151,66 @@ func (s *Store) sweepRows(ctx context.Context, b *pebble.Batch, r store.Retentio
 	if r.Minute <= 0 && r.Hour <= 0 && r.Day <= 0 {
 		return nil
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tagRows}, UpperBound: []byte{tagRows + 1}})
+	var part, end []byte
+	var g store.Granularity
+	return s.sweepTable(ctx, b, tagRows, func(k []byte) ([]byte, []byte, error) {
+		_, rest, err := lendString(k[1:])
+		if err != nil || len(rest) == 0 {
+			return nil, nil, fmt.Errorf("%w %x", errCorruptKey, k)
+		}
+		g = store.Granularity(rest[0])
+		if _, rest, err = lendString(rest[1:]); err != nil {
+			return nil, nil, fmt.Errorf("%w %x", errCorruptKey, k)
+		}
+		part = append(part[:0], k[:len(k)-len(rest)]...)
+		cutoff, ok := r.RowCutoff(g, now)
+		if !ok {
+			return part, nil, nil
+		}
+		end = appendInt64(append(end[:0], part...), cutoff)
+		return part, end, nil
+	}, func(n int64) { rep.Rows[g] += n })
+}
+
+// sweepEvents adds to b the range deletes of expired event days, one per site.
+func (s *Store) sweepEvents(ctx context.Context, b *pebble.Batch, r store.Retention, now time.Time, rep *store.SweepReport) error {
+	cutoff, ok := r.EventCutoff(now)
+	if !ok {
+		return nil
+	}
+	keepFrom := dayOf(cutoff)
+	var site, end []byte
+	return s.sweepTable(ctx, b, tagEvents, func(k []byte) ([]byte, []byte, error) {
+		_, rest, err := lendString(k[1:])
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w %x", errCorruptKey, k)
+		}
+		site = append(site[:0], k[:len(k)-len(rest)]...)
+		end = appendInt64(append(end[:0], site...), keepFrom)
+		return site, end, nil
+	}, func(n int64) { rep.Events += n })
+}
+
+// sweepTable walks the table whose keys start with tag one partition at a time and adds to
+// b a range delete of each partition's expired keys. bounds is given a partition's first
+// key and returns the partition's prefix and the key where what it keeps starts (nil end:
+// nothing of it expires); the two may be reused buffers, as they are copied. deleted is
+// told how many keys each range delete removes.
+func (s *Store) sweepTable(ctx context.Context, b *pebble.Batch, tag byte, bounds func(k []byte) (part, end []byte, err error), deleted func(n int64)) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tag}, UpperBound: []byte{tag + 1}})
 	if err != nil {
 		return fmt.Errorf("pebblestore: retention: %w", err)
 	}
 	defer it.Close()
-	var part, end []byte
 	for valid := it.First(); valid; {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		k := it.Key()
-		_, rest, err := lendString(k[1:])
-		if err != nil || len(rest) == 0 {
-			return fmt.Errorf("%w %x", errCorruptKey, k)
+		part, end, err := bounds(it.Key())
+		if err != nil {
+			return err
 		}
-		g := store.Granularity(rest[0])
-		if _, rest, err = lendString(rest[1:]); err != nil {
-			return fmt.Errorf("%w %x", errCorruptKey, k)
-		}
-		part = append(part[:0], k[:len(k)-len(rest)]...)
-		if cutoff, ok := r.RowCutoff(g, now); ok {
-			end = appendInt64(append(end[:0], part...), cutoff)
+		if end != nil {
 			var n int64
 			for ; valid && bytes.Compare(it.Key(), end) < 0; valid = it.Next() {
 				if n++; n%sweepCheckEvery == 0 && ctx.Err() != nil {
@@ -182,54 +221,10 @@ func (s *Store) sweepRows(ctx context.Context, b *pebble.Batch, r store.Retentio
 				if err := b.DeleteRange(slices.Clone(part), slices.Clone(end), nil); err != nil {
 					return fmt.Errorf("pebblestore: retention: %w", err)
 				}
-				rep.Rows[g] += n
+				deleted(n)
 			}
 		}
 		valid = it.SeekGE(prefixEnd(part))
-	}
-	if err := it.Error(); err != nil {
-		return fmt.Errorf("pebblestore: retention: %w", err)
-	}
-	return nil
-}
-
-// sweepEvents adds to b the range deletes of expired event days, one per site.
-func (s *Store) sweepEvents(ctx context.Context, b *pebble.Batch, r store.Retention, now time.Time, rep *store.SweepReport) error {
-	cutoff, ok := r.EventCutoff(now)
-	if !ok {
-		return nil
-	}
-	keepFrom := dayOf(cutoff)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tagEvents}, UpperBound: []byte{tagEvents + 1}})
-	if err != nil {
-		return fmt.Errorf("pebblestore: retention: %w", err)
-	}
-	defer it.Close()
-	var site, end []byte
-	for valid := it.First(); valid; {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		k := it.Key()
-		_, rest, err := lendString(k[1:])
-		if err != nil {
-			return fmt.Errorf("%w %x", errCorruptKey, k)
-		}
-		site = append(site[:0], k[:len(k)-len(rest)]...)
-		end = appendInt64(append(end[:0], site...), keepFrom)
-		var n int64
-		for ; valid && bytes.Compare(it.Key(), end) < 0; valid = it.Next() {
-			if n++; n%sweepCheckEvery == 0 && ctx.Err() != nil {
-				return ctx.Err()
-			}
-		}
-		if n > 0 {
-			if err := b.DeleteRange(slices.Clone(site), slices.Clone(end), nil); err != nil {
-				return fmt.Errorf("pebblestore: retention: %w", err)
-			}
-			rep.Events += n
-		}
-		valid = it.SeekGE(prefixEnd(site))
 	}
 	if err := it.Error(); err != nil {
 		return fmt.Errorf("pebblestore: retention: %w", err)

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/glimpse-analytics/glimpse/internal/store"
+	"github.com/glimpse-analytics/glimpse/internal/store/storemetrics"
 )
 
 // Options tune Open. The zero value is ready to use.
@@ -289,7 +290,7 @@ func (s *Store) commit(b *pebble.Batch) error {
 // WriteRows upserts full-state rows in one durable batch.
 func (s *Store) WriteRows(ctx context.Context, rows []store.Row) (err error) {
 	start := time.Now()
-	defer func() { s.m.observe(opWriteRows, true, start, err, false) }()
+	defer func() { s.m.observe(storemetrics.OpWriteRows, true, start, err, false) }()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -322,7 +323,7 @@ func (s *Store) WriteRows(ctx context.Context, rows []store.Row) (err error) {
 	if err := s.commit(b); err != nil {
 		return err
 	}
-	s.m.rowsWritten.Add(float64(len(rows)))
+	s.m.RowsWritten.Add(float64(len(rows)))
 	s.notifyRows(rows)
 	return nil
 }
@@ -359,7 +360,7 @@ func (s *Store) notifyRows(rows []store.Row) {
 // GetRows returns the stored rows for keys; missing keys are absent.
 func (s *Store) GetRows(ctx context.Context, keys []store.RowKey) (_ []store.Row, err error) {
 	start := time.Now()
-	defer func() { s.m.observe(opGetRows, false, start, err, false) }()
+	defer func() { s.m.observe(storemetrics.OpGetRows, false, start, err, false) }()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -397,7 +398,7 @@ func (s *Store) GetRows(ctx context.Context, keys []store.RowKey) (_ []store.Row
 		}
 		out = append(out, r)
 	}
-	s.m.rowsRead.Add(float64(len(out)))
+	s.m.RowsRead.Add(float64(len(out)))
 	return out, nil
 }
 
@@ -422,8 +423,8 @@ func (s *Store) scanRows(ctx context.Context, r store.RowRange, lend bool, fn fu
 	callerErr := false
 	var read int
 	defer func() {
-		s.m.rowsRead.Add(float64(read))
-		s.m.observe(opScanRows, false, start, err, callerErr)
+		s.m.RowsRead.Add(float64(read))
+		s.m.observe(storemetrics.OpScanRows, false, start, err, callerErr)
 	}()
 	if err := ctx.Err(); err != nil {
 		return err
@@ -515,7 +516,7 @@ func (s *Store) scanRows(ctx context.Context, r store.RowRange, lend bool, fn fu
 // event fixes: writing the same (site, shard, offset) again overwrites it.
 func (s *Store) WriteEvents(ctx context.Context, evs []store.StoredEvent) (err error) {
 	start := time.Now()
-	defer func() { s.m.observe(opWriteEvents, true, start, err, false) }()
+	defer func() { s.m.observe(storemetrics.OpWriteEvents, true, start, err, false) }()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -543,7 +544,7 @@ func (s *Store) WriteEvents(ctx context.Context, evs []store.StoredEvent) (err e
 	if err := s.commit(b); err != nil {
 		return err
 	}
-	s.m.eventsWritten.Add(float64(len(evs)))
+	s.m.EventsWritten.Add(float64(len(evs)))
 	return nil
 }
 
@@ -554,7 +555,7 @@ func (s *Store) WriteEvents(ctx context.Context, evs []store.StoredEvent) (err e
 func (s *Store) ScanEvents(ctx context.Context, r store.EventRange, fn func(store.StoredEvent) error) (err error) {
 	start := time.Now()
 	callerErr := false
-	defer func() { s.m.observe(opScanEvents, false, start, err, callerErr) }()
+	defer func() { s.m.observe(storemetrics.OpScanEvents, false, start, err, callerErr) }()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -620,7 +621,7 @@ func (s *Store) ScanEvents(ctx context.Context, r store.EventRange, fn func(stor
 		if err := decodeEventValue(v, &e); err != nil {
 			return fmt.Errorf("%w (event shard %d offset %d)", err, shard, offset)
 		}
-		s.m.eventsRead.Inc()
+		s.m.EventsRead.Inc()
 		if err := fn(e); err != nil {
 			callerErr = true
 			return err
@@ -636,7 +637,7 @@ func (s *Store) ScanEvents(ctx context.Context, r store.EventRange, fn func(stor
 // GetMeta returns the value stored under (ns, key).
 func (s *Store) GetMeta(ctx context.Context, ns, key string) (_ []byte, _ bool, err error) {
 	start := time.Now()
-	defer func() { s.m.observe(opGetMeta, false, start, err, false) }()
+	defer func() { s.m.observe(storemetrics.OpGetMeta, false, start, err, false) }()
 	if err := ctx.Err(); err != nil {
 		return nil, false, err
 	}
@@ -666,7 +667,7 @@ func (s *Store) getMeta(ns, key string) ([]byte, bool, error) {
 // PutMeta stores value under (ns, key), durably.
 func (s *Store) PutMeta(ctx context.Context, ns, key string, value []byte) (err error) {
 	start := time.Now()
-	defer func() { s.m.observe(opPutMeta, true, start, err, false) }()
+	defer func() { s.m.observe(storemetrics.OpPutMeta, true, start, err, false) }()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -685,7 +686,7 @@ func (s *Store) PutMeta(ctx context.Context, ns, key string, value []byte) (err 
 // PutMetaIfAbsent stores value unless (ns, key) exists, and returns what is stored now.
 func (s *Store) PutMetaIfAbsent(ctx context.Context, ns, key string, value []byte) (_ []byte, err error) {
 	start := time.Now()
-	defer func() { s.m.observe(opPutMetaIfAbsent, true, start, err, false) }()
+	defer func() { s.m.observe(storemetrics.OpPutMetaIfAbsent, true, start, err, false) }()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -708,7 +709,7 @@ func (s *Store) PutMetaIfAbsent(ctx context.Context, ns, key string, value []byt
 // DeleteMeta removes (ns, key), durably; deleting a missing key is not an error.
 func (s *Store) DeleteMeta(ctx context.Context, ns, key string) (err error) {
 	start := time.Now()
-	defer func() { s.m.observe(opDeleteMeta, true, start, err, false) }()
+	defer func() { s.m.observe(storemetrics.OpDeleteMeta, true, start, err, false) }()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -729,7 +730,7 @@ func (s *Store) DeleteMeta(ctx context.Context, ns, key string) (err error) {
 func (s *Store) ListMeta(ctx context.Context, ns string, fn func(key string, value []byte) error) (err error) {
 	start := time.Now()
 	callerErr := false
-	defer func() { s.m.observe(opListMeta, false, start, err, callerErr) }()
+	defer func() { s.m.observe(storemetrics.OpListMeta, false, start, err, callerErr) }()
 	if err := ctx.Err(); err != nil {
 		return err
 	}

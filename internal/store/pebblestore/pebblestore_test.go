@@ -361,10 +361,10 @@ func TestMetrics(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	_ = s.WriteRows(cctx, rows)
-	if got := counterValue(t, s.m.rowsWritten); got != 2 {
+	if got := counterValue(t, s.m.RowsWritten); got != 2 {
 		t.Errorf("rows written = %v, want 2", got)
 	}
-	if got := counterValue(t, s.m.rowsRead); got != 3 {
+	if got := counterValue(t, s.m.RowsRead); got != 3 {
 		t.Errorf("rows read = %v, want 3", got)
 	}
 
@@ -399,7 +399,7 @@ func TestMetrics(t *testing.T) {
 	if err := s.WriteRows(ctx, rows[:1]); err != nil {
 		t.Fatal(err)
 	}
-	if got := counterValue(t, s.m.rowsWritten); got != 3 {
+	if got := counterValue(t, s.m.RowsWritten); got != 3 {
 		t.Errorf("rows written after reopen = %v, want 3", got)
 	}
 	if _, err := reg.Gather(); err != nil {
