@@ -8,17 +8,29 @@ import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { repo, startGlimpse, launchBrowser, glimpseBinary, artifacts, settle, USER_AGENT } from './lib/harness.mjs'
 import { metric, compact } from '../../web/dashboard/src/format.js'
+import { rangeLabel, parseDate, iso, DAY } from '../../web/dashboard/src/dates.js'
 
 const SITE = 'example.com'
-let glimpse, browser, expected
+// A site whose date differs from the UTC date while the tests run: UTC-11 before 11:00 UTC,
+// UTC+14 from then on (neither zone has daylight saving time).
+const ZONED = 'zoned.example'
+const ZONE = new Date().getUTCHours() < 11 ? 'Pacific/Pago_Pago' : 'Pacific/Kiritimati'
+let glimpse, browser, expected, expectedZoned
+
+// seed sends loadgen's traffic for one site and waits until the processor has counted
+// everything loadgen had acknowledged.
+async function seed(site, events, seedValue) {
+  const out = execFileSync(glimpseBinary(), ['loadgen', `--target=${glimpse.url}`, `--events=${events}`, `--sites=${site}`, `--seed=${seedValue}`, '--expect'], { encoding: 'utf8' })
+  const want = JSON.parse(out.slice(out.indexOf('{')))[site]
+  const pv = () => glimpse.query({ site_id: site, metrics: ['visits', 'pageviews', 'events'], date_range: '7d' }).then((r) => r.results[0].metrics)
+  assert.deepEqual(await settle(pv, [want.visits, want.pageviews, want.events], { hold: 300 }), [want.visits, want.pageviews, want.events])
+  return want
+}
 
 before(async () => {
-  ;[glimpse, browser] = await Promise.all([startGlimpse(), launchBrowser()])
-  const out = execFileSync(glimpseBinary(), ['loadgen', `--target=${glimpse.url}`, '--events=3000', `--sites=${SITE}`, '--seed=7', '--expect'], { encoding: 'utf8' })
-  expected = JSON.parse(out.slice(out.indexOf('{')))[SITE]
-  // Wait until the processor has counted everything loadgen had acknowledged.
-  const pv = () => glimpse.query({ site_id: SITE, metrics: ['visits', 'pageviews', 'events'], date_range: '7d' }).then((r) => r.results[0].metrics)
-  assert.deepEqual(await settle(pv, [expected.visits, expected.pageviews, expected.events], { hold: 300 }), [expected.visits, expected.pageviews, expected.events])
+  ;[glimpse, browser] = await Promise.all([startGlimpse({ sites: [[ZONED, `--timezone=${ZONE}`]] }), launchBrowser()])
+  expected = await seed(SITE, 3000, 7)
+  expectedZoned = await seed(ZONED, 400, 11)
   mkdirSync(artifacts, { recursive: true })
 })
 
@@ -52,8 +64,8 @@ async function cards(page) {
   return page.$$eval('[data-card] .value', (els) => els.map((e) => [e.dataset.metric, Number(e.dataset.raw), e.textContent]))
 }
 
-async function assertCards(page, filters, date_range = '7d') {
-  const api = await glimpse.query({ site_id: SITE, metrics: CARD_METRICS, filters, date_range })
+async function assertCards(page, filters, date_range = '7d', site = SITE) {
+  const api = await glimpse.query({ site_id: site, metrics: CARD_METRICS, filters, date_range })
   const want = CARD_METRICS.map((m, i) => [m, api.results[0].metrics[i], metric(m, api.results[0].metrics[i])])
   assert.deepEqual(await cards(page), want, `headline numbers for ${JSON.stringify(filters)}`)
 }
@@ -215,6 +227,41 @@ test('periods: today with the comparison to yesterday, a custom range, compariso
   await ready(page)
   assert.equal(await page.$$eval('[data-card] .delta', (els) => els.length), 0)
   assert.equal(await page.$$eval('#chart polyline.previous', (els) => els.length), 0)
+  await ctx.close()
+  assert.deepEqual(errors, [])
+})
+
+test('a site in another time zone: today, its date, its hours and yesterday are the site\'s', async () => {
+  const day = await glimpse.query({ site_id: ZONED, metrics: ['visitors'], date_range: 'day' })
+  const today = day.query.date_range[0].slice(0, 10)
+  const utcToday = new Date().toISOString().slice(0, 10)
+  assert.notEqual(today, utcToday, `the site's date in ${ZONE} (${day.query.date_range[0]}) differs from the UTC date`)
+  const yesterday = iso(parseDate(today) - DAY)
+  const yesterdayStart = Date.parse((await glimpse.query({ site_id: ZONED, metrics: ['visitors'], date_range: [yesterday, yesterday] })).query.date_range[0])
+
+  const { ctx, page, errors } = await openDashboard(`/?site=${ZONED}&period=day`)
+  await ready(page)
+  const sent = []
+  page.on('request', (r) => { if (r.url().endsWith('/api/v1/query')) sent.push(JSON.parse(r.postData())) })
+  await page.reload()
+  await ready(page)
+  await shot(page, 'today-zoned')
+
+  await assertCards(page, [], 'day', ZONED)
+  assert.equal((await cards(page))[0][1], expectedZoned.visitors, 'the seeded visitors are today\'s in any zone')
+  assert.equal(await page.textContent('#range-label'), rangeLabel({ from: parseDate(today), to: parseDate(today) }), 'the header shows the site\'s date')
+  assert.match(await page.textContent('#zone-note'), new RegExp(`\\(UTC\\${day.query.date_range[0].slice(19)} today\\)`), 'the footer names the zone\'s offset')
+  const hours = await glimpse.query({ site_id: ZONED, metrics: ['visitors'], dimensions: ['time:hour'], date_range: 'day', include: { empty_buckets: true } })
+  assert.equal(await page.$$eval('#chart polyline.visitors', (els) => els[0].getAttribute('points').trim().split(/\s+/).length), hours.results.length, 'one point per hour of the site\'s day')
+
+  // "vs yesterday" compares with the site's yesterday from its midnight, as long as today has run.
+  assert.match(await page.textContent('[data-card=visitors] .delta'), /vs yesterday/)
+  const cuts = sent.filter((q) => q.site_id === ZONED && Array.isArray(q.date_range) && q.date_range[0].includes('T'))
+  assert.equal(cuts.length, 1, `one query of yesterday until this time: ${JSON.stringify(sent.map((q) => q.date_range))}`)
+  const [from, to] = cuts[0].date_range.map(Date.parse)
+  assert.equal(from, yesterdayStart, `yesterday starts at ${new Date(yesterdayStart).toISOString()} in ${ZONE}, the dashboard asked from ${cuts[0].date_range[0]}`)
+  const elapsed = Date.now() - Date.parse(day.query.date_range[0])
+  assert.ok(to - from <= elapsed && to - from > elapsed - 5 * 60_000, `yesterday until this time: ${cuts[0].date_range} after ${elapsed} ms of today`)
   await ctx.close()
   assert.deepEqual(errors, [])
 })

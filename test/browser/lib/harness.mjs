@@ -57,10 +57,13 @@ export function glimpseBinary() {
 
 // startGlimpse runs `glimpse all` on a free 127.0.0.1 port with a fresh data directory. The
 // admin API key it prints on its first start (in the dashboard link) is `key`; `query` sends it.
-export async function startGlimpse() {
+// sites are added before the start, each as the arguments of `glimpse sites add`
+// (['example.org', '--timezone=Europe/Berlin']); other sites are created by their first event.
+export async function startGlimpse({ sites = [] } = {}) {
   const bin = glimpseBinary()
   const port = await freePort()
   const dataDir = mkdtempSync(join(tmpdir(), 'glimpse-browser-data-'))
+  for (const args of sites) execFileSync(bin, ['sites', 'add', ...args, `--data-dir=${dataDir}`], { stdio: ['ignore', 'ignore', 'inherit'] })
   const url = `http://127.0.0.1:${port}`
   const proc = spawn(bin, [
     'all',

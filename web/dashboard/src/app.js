@@ -2,7 +2,7 @@
 // period, comparison, filters — lives in the address, so a view can be bookmarked, shared
 // and left with the back button.
 import { query, realtime, downloadCsv, takeKeyFromUrl, getKey, setKey, AuthError, ApiError } from './api.js'
-import { resolve, granularity, bucketLabel, rangeLabel, PERIODS, iso, startOfDay } from './dates.js'
+import { resolve, siteDay, soFar, granularity, bucketLabel, rangeLabel, PERIODS, iso, startOfDay } from './dates.js'
 import { compact, full, metric, delta, country, duration } from './format.js'
 import { lineChart, donut, histogram } from './charts.js'
 
@@ -167,6 +167,41 @@ function rememberSite(site) {
   try { localStorage.setItem('glimpse_sites', JSON.stringify(list)) } catch {}
 }
 
+// ---- The site's date -----------------------------------------------------------------------
+
+// Days are those of the site's time zone. The site's current date is read from the API's
+// answer to a "day" query and kept until that day ends there.
+const siteDays = new Map() // site → {today, until} (see siteDay)
+
+/** knownToday is the site's date when known, otherwise the UTC date. */
+function knownToday(site = state.site) {
+  const d = siteDays.get(site)
+  return d && Date.now() < d.until ? d.today : startOfDay(Date.now())
+}
+
+/** siteToday asks the API for the site's date unless it is known. A failure falls back to
+ * the UTC date: the panels' own queries then fail the same way and say why. */
+async function siteToday(site, signal) {
+  const d = siteDays.get(site)
+  if (d && Date.now() < d.until) return d.today
+  try {
+    const day = siteDay(await query({ site_id: site, metrics: ['visitors'], date_range: 'day' }, signal))
+    if (day) siteDays.set(site, day)
+  } catch (err) {
+    if (err.name === 'AbortError') throw err
+  }
+  return knownToday(site)
+}
+
+/** zoneNote says in the footer which zone the numbers are counted in. */
+function zoneNote(site = state.site) {
+  const d = siteDays.get(site)
+  $('#zone-note').textContent = d ? `Glimpse · times in the site's time zone (${d.zone} today)` : "Glimpse · times in each site's time zone"
+}
+
+/** currentView is the period the page shows, in the site's days. */
+const currentView = () => resolve(state, knownToday())
+
 // ---- API key -------------------------------------------------------------------------------
 
 let askingKey = false
@@ -238,21 +273,26 @@ function render() {
   $('#welcome').hidden = hasSite
   $('#board').hidden = !hasSite
   startRealtime()
+  zoneNote()
   if (!hasSite) { renderWelcome(); document.body.dataset.state = 'ready'; return }
   document.title = `${state.site} · Glimpse`
-  const r = resolve(state)
-  $('#range-label').textContent = rangeLabel(r)
   renderFilters()
 
   document.body.dataset.state = 'loading'
-  cardsPromise = renderCards(r, gen, signal)
-  Promise.allSettled([
-    cardsPromise,
-    renderChart(r, gen, signal),
-    ...PANELS.map((def) => renderPanel(def, r, gen, signal)),
-    renderGoals(r, gen, signal),
-    renderDurations(r, gen, signal),
-  ]).then(() => { if (gen === generation) document.body.dataset.state = 'ready' })
+  siteToday(state.site, signal).then((today) => {
+    if (gen !== generation) return
+    const r = resolve(state, today)
+    $('#range-label').textContent = rangeLabel(r)
+    zoneNote()
+    cardsPromise = renderCards(r, gen, signal)
+    Promise.allSettled([
+      cardsPromise,
+      renderChart(r, gen, signal),
+      ...PANELS.map((def) => renderPanel(def, r, gen, signal)),
+      renderGoals(r, gen, signal),
+      renderDurations(r, gen, signal),
+    ]).then(() => { if (gen === generation) document.body.dataset.state = 'ready' })
+  }, () => {}) // aborted by a newer render
 }
 
 function renderControls() {
@@ -264,7 +304,7 @@ function renderControls() {
   const custom = state.period === 'custom'
   $('#custom').hidden = !custom
   if (custom) {
-    const r = resolve(state)
+    const r = resolve(state, knownToday())
     $('#from').value = iso(r.from)
     $('#to').value = iso(r.to)
   }
@@ -298,13 +338,16 @@ async function renderCards(r, gen, signal) {
   const metrics = CARDS.map(([m]) => m)
   let cur = null
   await run(box, gen, async () => {
-    const [now, before] = await Promise.all([
-      query({ ...baseQuery(r), metrics }, signal),
-      state.compare ? query({ ...baseQuery(r), metrics, date_range: r.prevCards }, signal) : null,
-    ])
+    // The API compares with the whole previous period; while the current one is still
+    // running, the previous one is cut at the same point (today so far vs. yesterday until
+    // this time), where the API's answer says each period starts.
+    const include = state.compare ? { comparisons: { mode: 'custom', date_range: r.prev } } : undefined
+    const now = await query({ ...baseQuery(r), metrics, include }, signal)
+    const cut = state.compare && r.running ? soFar(now) : null
+    const before = cut ? await query({ ...baseQuery(r), metrics, date_range: cut }, signal) : null
     if (gen !== generation) return
     cur = now.results[0]?.metrics || metrics.map(() => 0)
-    const prev = before?.results[0]?.metrics
+    const prev = cut ? before.results[0]?.metrics : now.results[0]?.comparison?.metrics
     const nothingBefore = prev && !prev[0] && !prev[1]
     box.textContent = ''
     CARDS.forEach(([m, label], i) => {
@@ -326,12 +369,13 @@ async function renderChart(r, gen, signal) {
   const q = { ...baseQuery(r), metrics: ['visitors', 'pageviews'], dimensions: [`time:${gran}`], include: { empty_buckets: true } }
   $('#chart-csv').onclick = () => exportCsv(q, csvName('visitors', r))
   await run(panel, gen, async () => {
-    const [now, before] = await Promise.all([
-      query(q, signal),
-      state.compare ? query({ ...q, metrics: ['visitors'], date_range: r.prevChart }, signal) : null,
-    ])
+    const compared = state.compare ? { ...q, include: { ...q.include, comparisons: { mode: 'custom', date_range: r.prev } } } : q
+    const now = await query(compared, signal)
     if (gen !== generation) return
     const rows = now.results
+    // Buckets are compared by position; those past the end of a shorter previous period
+    // have no comparison.
+    const before = state.compare ? rows.map((x) => x.comparison).filter(Boolean) : null
     chartData = {
       labels: rows.map((x) => bucketLabel(x.dimensions[0], gran)),
       titles: rows.map((x) => bucketLabel(x.dimensions[0], gran, true)),
@@ -341,8 +385,7 @@ async function renderChart(r, gen, signal) {
       ],
     }
     if (before) {
-      const prev = before.results
-      chartData.series.push({ name: `Visitors (${r.label})`, cls: 'previous', dashed: true, values: prev.map((x) => x.metrics[0]).slice(0, rows.length), titles: prev.map((x) => bucketLabel(x.dimensions[0], gran, true)) })
+      chartData.series.push({ name: `Visitors (${r.label})`, cls: 'previous', dashed: true, values: before.map((x) => x.metrics[0]), titles: before.map((x) => bucketLabel(x.dimensions[0], gran, true)) })
     }
     $('#legend-previous').hidden = !before
     $('#legend-previous-label').textContent = `Visitors, ${r.label}`
@@ -357,7 +400,7 @@ function panelShell(def) {
   panel.append(
     h('header', {},
       h('h2', {}, def.title),
-      h('div.tabs', { role: 'tablist' }, def.tabs.map((t, i) => h('button', { type: 'button', role: 'tab', 'data-tab': i, onclick: () => { activeTab[def.id] = i; renderPanel(def, resolve(state), generation, controller.signal) } }, t.label))),
+      h('div.tabs', { role: 'tablist' }, def.tabs.map((t, i) => h('button', { type: 'button', role: 'tab', 'data-tab': i, onclick: () => { activeTab[def.id] = i; renderPanel(def, currentView(), generation, controller.signal) } }, t.label))),
       h('button.csv', { type: 'button', title: 'Download this table as CSV' }, 'CSV')),
     ...(def.donut ? [h('div.donut-box')] : []),
     h('div.body'))
@@ -449,11 +492,11 @@ async function goalProps(goal, r, gen, signal) {
       if (!k) return
       storeProp(k)
       activeProp = k
-      renderGoals(resolve(state), generation, controller.signal)
+      renderGoals(currentView(), generation, controller.signal)
     },
   }, h('input', { name: 'key', placeholder: 'property name', 'aria-label': 'Show a property', size: 12 }), h('button', { type: 'submit' }, 'Show'))
   box.append(h('h3', {}, `Properties of “${goal}”`),
-    h('div.tabs', {}, keys.map((k) => h('button', { type: 'button', 'aria-selected': String(k === activeProp), onclick: () => { activeProp = k; renderGoals(resolve(state), generation, controller.signal) } }, k)), add))
+    h('div.tabs', {}, keys.map((k) => h('button', { type: 'button', 'aria-selected': String(k === activeProp), onclick: () => { activeProp = k; renderGoals(currentView(), generation, controller.signal) } }, k)), add))
   if (!activeProp) {
     box.append(h('p.empty', {}, 'Name a property the event carries (e.g. plan) to break it down.'))
     return box
@@ -561,8 +604,9 @@ function init() {
   })
   period.addEventListener('change', () => {
     if (period.value === 'custom') {
-      const r = resolve(state)
-      writeState({ period: 'custom', from: iso(r.from), to: iso(Math.min(r.to, startOfDay(Date.now()))) })
+      const today = knownToday()
+      const r = resolve(state, today)
+      writeState({ period: 'custom', from: iso(r.from), to: iso(Math.min(r.to, today)) })
     } else {
       writeState({ period: period.value })
     }
