@@ -163,3 +163,8 @@ func VisitValue(d string, v *Visit) (string, bool) {
 	}
 	return "", false
 }
+
+// OtherValue is the value a custom property takes in rollups and stored events when its key
+// already has as many distinct values on that UTC day as the processor keeps
+// (--processor.max-prop-values): the values beyond the limit are counted together under it.
+const OtherValue = "(other)"

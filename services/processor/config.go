@@ -33,6 +33,11 @@ type Config struct {
 	// MaxCachedRows bounds the rollup rows kept in memory per partition; rows beyond it
 	// that are clean and idle are evicted after a flush (and reloaded when touched again).
 	MaxCachedRows int
+	// MaxPropValues is how many distinct values one custom-property key may have per UTC
+	// day in one partition; further values are counted as dims.OtherValue. A topic with P
+	// partitions keeps at most P × MaxPropValues values per key and day. 0 disables the
+	// limit.
+	MaxPropValues int
 
 	// RetryMin and RetryMax bound the exponential backoff between store attempts.
 	RetryMin time.Duration
@@ -41,6 +46,10 @@ type Config struct {
 	// revoked or the processor stops.
 	StopTimeout time.Duration
 }
+
+// maxMaxPropValues bounds Config.MaxPropValues: every value costs rollup rows per hour and
+// day, and memory in the partition for the day.
+const maxMaxPropValues = 1_000_000
 
 // DefaultConfig returns the configuration used when no flag is set.
 func DefaultConfig() Config {
@@ -53,6 +62,7 @@ func DefaultConfig() Config {
 		SessionGrace:       time.Minute,
 		MaxBatch:           1000,
 		MaxCachedRows:      100_000,
+		MaxPropValues:      1000,
 		RetryMin:           100 * time.Millisecond,
 		RetryMax:           10 * time.Second,
 		StopTimeout:        20 * time.Second,
@@ -71,6 +81,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SessionGrace, "processor.session-grace", d.SessionGrace, "extra event time an idle visit stays joinable by delayed events after its 30 minutes")
 	fs.IntVar(&c.MaxBatch, "processor.max-batch", d.MaxBatch, "largest number of messages fetched from the bus at once")
 	fs.IntVar(&c.MaxCachedRows, "processor.max-cached-rows", d.MaxCachedRows, "rollup rows kept in memory per partition before idle ones are evicted")
+	fs.IntVar(&c.MaxPropValues, "processor.max-prop-values", d.MaxPropValues, "distinct values a custom-property key keeps per UTC day in each partition (a topic with P partitions keeps up to P times this); further values are counted as \"(other)\"; 0 disables the limit")
 	fs.DurationVar(&c.RetryMin, "processor.store-retry-min", d.RetryMin, "first backoff after a failed store operation")
 	fs.DurationVar(&c.RetryMax, "processor.store-retry-max", d.RetryMax, "longest backoff between store attempts")
 	fs.DurationVar(&c.StopTimeout, "processor.stop-timeout", d.StopTimeout, "time allowed for the final flush and checkpoint of a partition on revocation or shutdown")
@@ -102,6 +113,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxCachedRows < 0 {
 		errs = append(errs, fmt.Errorf("processor.max-cached-rows must not be negative, got %d", c.MaxCachedRows))
+	}
+	if c.MaxPropValues < 0 || c.MaxPropValues > maxMaxPropValues {
+		errs = append(errs, fmt.Errorf("processor.max-prop-values must be between 0 (no limit) and %d, got %d", maxMaxPropValues, c.MaxPropValues))
 	}
 	if c.RetryMin <= 0 || c.RetryMax < c.RetryMin {
 		errs = append(errs, fmt.Errorf("processor.store-retry-min (%v) must be positive and at most processor.store-retry-max (%v)", c.RetryMin, c.RetryMax))

@@ -42,6 +42,14 @@
 // (a replay: after a crash, under a new group name, or with the checkpoint removed to
 // reprocess the topic) updates are decided row by row.
 //
+// # Custom-property values
+//
+// A partition keeps at most Config.MaxPropValues distinct values per site, property key
+// and UTC day; Apply turns any further value into dims.OtherValue before the event reaches
+// the rows or the store, so rollups and stored events agree. The values of a day are read
+// back from the shard's day rows when first needed, which makes a replay decide the same
+// (see propvalues.go).
+//
 // # Engagement and resends
 //
 // An engagement event (event.EngagementName) is neither a page view nor a custom event:

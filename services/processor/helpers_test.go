@@ -678,3 +678,10 @@ func messages(t testing.TB, evs ...*event.Event) []bus.Message {
 	}
 	return out
 }
+
+func (s *testStore) ScanRows(ctx context.Context, r store.RowRange, fn func(store.Row) error) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	return s.Store.ScanRows(ctx, r, fn)
+}

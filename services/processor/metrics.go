@@ -23,6 +23,8 @@ type metrics struct {
 	storeRetries prometheus.Counter
 	checkpoints  prometheus.Counter
 	ckptBytes    prometheus.Gauge
+	propFolded   prometheus.Counter
+	propSets     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -84,6 +86,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "glimpse_processor_checkpoint_bytes",
 			Help: "Size of the last checkpoint written by any partition of this process.",
 		}),
+		propFolded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "glimpse_processor_prop_values_folded_total",
+			Help: "Custom-property values counted as \"(other)\" because their key already had --processor.max-prop-values distinct values that UTC day in the partition.",
+		}),
+		propSets: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "glimpse_processor_prop_value_sets",
+			Help: "Sets of custom-property values (per site, key and UTC day) held in memory by the partitions of this process to enforce --processor.max-prop-values.",
+		}),
 	}
 	if r, ok := reg.(*prometheus.Registry); reg == nil || ok && r == nil {
 		return m
@@ -102,6 +112,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.storeRetries = register(reg, m.storeRetries)
 	m.checkpoints = register(reg, m.checkpoints)
 	m.ckptBytes = register(reg, m.ckptBytes)
+	m.propFolded = register(reg, m.propFolded)
+	m.propSets = register(reg, m.propSets)
 	return m
 }
 

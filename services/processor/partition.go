@@ -32,13 +32,15 @@ func CheckpointKey(topic, group string, partition int32) string {
 //
 //	p, err := processor.OpenPartition(ctx, cfg, deps, shard)
 //	for each event of the shard, with strictly increasing offsets from p.Next():
+//		p.Prepare(ctx, ev) // reads the day's custom-property values when needed; retry on error
 //		p.Apply(offset, ev)
 //		every 10k-50k events: p.Flush(ctx)
 //	p.Checkpoint(ctx) // flushes, then stores the position and open visits
 //	p.Close()
 //
-// Memory grows with the events between flushes (their encoded payloads), the open visits
-// and the cached rows (Config.MaxCachedRows).
+// Memory grows with the events between flushes (their encoded payloads), the open visits,
+// the cached rows (Config.MaxCachedRows) and the custom-property values of the days open
+// to events (Config.MaxPropValues per set, at most maxPropSets sets).
 //
 // A loader must keep all events of one visitor (site and visitor id) in one shard, in
 // time order, and must use shard numbers no bus partition uses (say 1<<20 and up): rows
@@ -64,6 +66,9 @@ type Partition struct {
 	intern        *interner
 	propDims      map[string]string
 
+	maxPropValues int                                // Config.MaxPropValues
+	propSets      map[propSetKey]map[string]struct{} // see propvalues.go
+
 	events        []store.StoredEvent
 	eventsWritten int // prefix of events already in the store
 
@@ -87,6 +92,7 @@ type Partition struct {
 	repSess  int
 	repRows  int
 	repBytes int // sketch bytes last added to the gauge
+	repSets  int // value sets last added to the gauge
 }
 
 // Stats counts what a Partition did since it was opened.
@@ -100,6 +106,7 @@ type Stats struct {
 	Checkpoints int64
 
 	EngagementDropped int64 // engagement events without an open visit to extend
+	PropValuesFolded  int64 // custom-property values counted as dims.OtherValue
 }
 
 // OpenPartition loads the checkpoint of shard (partition number) of cfg.Topic/cfg.Group
@@ -119,24 +126,26 @@ func openPartition(ctx context.Context, cfg Config, deps Deps, m *metrics, shard
 		return nil, fmt.Errorf("processor: no store")
 	}
 	p := &Partition{
-		st:           deps.Store,
-		log:          deps.Log.With("partition", shard),
-		m:            m,
-		shard:        shard,
-		key:          CheckpointKey(cfg.Topic, cfg.Group, shard),
-		highKey:      RowsHighKey(cfg.Topic, shard),
-		lateMS:       cfg.Lateness.Milliseconds(),
-		graceMS:      cfg.SessionGrace.Milliseconds(),
-		maxRows:      cfg.MaxCachedRows,
-		rows:         newRowCache(),
-		sessions:     make(map[visitorKey]*session),
-		intern:       newInterner(100_000),
-		propDims:     make(map[string]string),
-		last:         -1,
-		flushed:      -1,
-		checkpointed: -1,
-		rowsHigh:     -1,
-		storedHigh:   -1,
+		st:            deps.Store,
+		log:           deps.Log.With("partition", shard),
+		m:             m,
+		shard:         shard,
+		key:           CheckpointKey(cfg.Topic, cfg.Group, shard),
+		highKey:       RowsHighKey(cfg.Topic, shard),
+		lateMS:        cfg.Lateness.Milliseconds(),
+		graceMS:       cfg.SessionGrace.Milliseconds(),
+		maxRows:       cfg.MaxCachedRows,
+		rows:          newRowCache(),
+		sessions:      make(map[visitorKey]*session),
+		intern:        newInterner(100_000),
+		propDims:      make(map[string]string),
+		maxPropValues: cfg.MaxPropValues,
+		propSets:      make(map[propSetKey]map[string]struct{}),
+		last:          -1,
+		flushed:       -1,
+		checkpointed:  -1,
+		rowsHigh:      -1,
+		storedHigh:    -1,
 	}
 	if err := p.load(ctx); err != nil {
 		return nil, err
@@ -187,10 +196,16 @@ func (p *Partition) Skip(offset int64) {
 // the event was not counted: a repeated offset, later than the lateness allows, a resend
 // (an event id the open visit has already seen: it changes nothing, not even the
 // watermark), or an engagement event without an open visit to extend.
-// Apply does not read the store: rows it has not seen yet are loaded by the next Flush
-// (or Resolve), and ev is not kept or modified.
+// Apply reads no rollup row: rows it has not seen yet are loaded by the next Flush (or
+// Resolve), and ev is not kept or modified. It reads the custom-property values of a day
+// that Prepare has not read yet (see propvalues.go); if that read fails it returns false
+// without consuming the offset, so call Prepare first to handle store errors.
 func (p *Partition) Apply(offset int64, ev *event.Event) bool {
 	if ev == nil || offset <= p.last {
+		return false
+	}
+	if err := p.Prepare(context.Background(), ev); err != nil {
+		p.log.Error("event not applied: its custom-property values could not be read", "offset", offset, "err", err)
 		return false
 	}
 	p.last, p.cur = offset, offset
@@ -245,6 +260,11 @@ func (p *Partition) Apply(offset int64, ev *event.Event) bool {
 	// An event a little older than its visit's start (clock skew between collectors)
 	// joins the visit at its start, so no event of a visit is ever before SessionStart.
 	t = max(t, s.start)
+	if !ev.IsEngagement() {
+		// Before both the rows and the stored event take the values, so the rollups and
+		// the event scan agree.
+		ev = p.foldProps(ev, store.Day.Truncate(t))
+	}
 
 	if ev.ID != "" {
 		s.rememberID(idHash)
@@ -656,6 +676,7 @@ func (p *Partition) Flush(ctx context.Context) error {
 	p.epoch++
 	p.stats.Flushes++
 	p.evict()
+	p.evictPropSets()
 	p.m.flushSeconds.Observe(time.Since(t0).Seconds())
 	p.m.eventsStored.Add(float64(stored))
 	p.report()
@@ -670,6 +691,7 @@ func (p *Partition) report() {
 	p.m.lateDropped.Add(float64(d.LateDropped - r.LateDropped))
 	p.m.duplicates.Add(float64(d.Duplicates - r.Duplicates))
 	p.m.engDropped.Add(float64(d.EngagementDropped - r.EngagementDropped))
+	p.m.propFolded.Add(float64(d.PropValuesFolded - r.PropValuesFolded))
 	p.m.rowsWritten.Add(float64(d.RowsWritten - r.RowsWritten))
 	p.reported = d
 	p.m.openSessions.Add(float64(len(p.sessions) - p.repSess))
@@ -678,6 +700,8 @@ func (p *Partition) report() {
 	sk := p.sketchBytes()
 	p.m.sketchBytes.Add(float64(sk - p.repBytes))
 	p.repBytes = sk
+	p.m.propSets.Add(float64(len(p.propSets) - p.repSets))
+	p.repSets = len(p.propSets)
 }
 
 // Close withdraws the partition's share of the gauges. The partition must not be used
@@ -687,5 +711,6 @@ func (p *Partition) Close() {
 	p.m.openSessions.Add(float64(-p.repSess))
 	p.m.cachedRows.Add(float64(-p.repRows))
 	p.m.sketchBytes.Add(float64(-p.repBytes))
-	p.repSess, p.repRows, p.repBytes = 0, 0, 0
+	p.m.propSets.Add(float64(-p.repSets))
+	p.repSess, p.repRows, p.repBytes, p.repSets = 0, 0, 0, 0
 }

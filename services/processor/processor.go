@@ -237,6 +237,14 @@ func (p *Processor) consume(ctx context.Context, cs *claimState) error {
 				part.Skip(m.Offset)
 				continue
 			}
+			if len(ev.Props) > 0 {
+				// Apply folds custom-property values against the day's values, which
+				// may have to be read first; a failed read is retried here.
+				prepare := func(ctx context.Context) error { return part.Prepare(ctx, ev) }
+				if p.retry(ctx, log, "read custom-property values", prepare) != nil {
+					return nil
+				}
+			}
 			part.Apply(m.Offset, ev)
 		}
 		if len(msgs) > 0 {

@@ -19,7 +19,7 @@ func TestReprocessingFromTheStartChangesNothing(t *testing.T) {
 
 	reprocess := func(t *testing.T, group string) {
 		t.Helper()
-		cfg := testConfig()
+		cfg := replayConfig()
 		cfg.Group = group
 		p, err := OpenPartition(context.Background(), cfg, Deps{Store: st, Log: quiet()}, 0)
 		if err != nil {

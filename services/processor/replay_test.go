@@ -3,22 +3,38 @@ package processor
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/glimpse-analytics/glimpse/internal/dims"
 	"github.com/glimpse-analytics/glimpse/internal/event"
 	"github.com/glimpse-analytics/glimpse/internal/store"
 )
 
 // replayStream is one partition's worth of events with everything that can move: exit
-// pages, bounces turning into engaged visits, visits across hours, props.
+// pages, bounces turning into engaged visits, visits across hours and midnight, props, and
+// a prop with more values per day than replayConfig keeps (so values fold into "(other)").
 func replayStream() []*event.Event {
 	evs := synthetic(3, 40, 16*time.Hour)
-	for _, e := range evs {
+	for i, e := range evs {
 		e.Site = site
+		if e.Props != nil {
+			e.Props["item"] = fmt.Sprintf("item-%d", (i*7)%23)
+		}
 	}
 	return evs
+}
+
+// replayPropLimit is the processor.max-prop-values of the replay tests.
+const replayPropLimit = 5
+
+func replayConfig() Config {
+	c := testConfig()
+	c.MaxPropValues = replayPropLimit
+	return c
 }
 
 const (
@@ -46,7 +62,7 @@ func (k crashKind) String() string {
 func runWithCrashes(t *testing.T, st *testStore, evs []*event.Event, crashes map[int]crashKind) int {
 	t.Helper()
 	ctx := context.Background()
-	p := open(t, st, 0)
+	p := openWith(t, replayConfig(), st, nil)
 	reopened := 0
 	flushes := 0
 	done := map[int]bool{}
@@ -82,7 +98,7 @@ func runWithCrashes(t *testing.T, st *testStore, evs []*event.Event, crashes map
 				continue // the partition keeps its state and goes on
 			}
 			p.Close()
-			p = open(t, st, 0)
+			p = openWith(t, replayConfig(), st, nil)
 			reopened++
 			if p.Next() > i+1 {
 				t.Fatalf("reopened at %d after a crash at %d", p.Next(), i)
@@ -115,6 +131,7 @@ func TestReplayAfterCrashGivesTheSameRows(t *testing.T) {
 		t.Fatalf("uninterrupted run stored %d of %d events", len(wantEvents), len(evs))
 	}
 	t.Logf("%d events, %d rows", len(evs), len(want))
+	checkPropLimit(t, ref.rawRows(t))
 
 	check := func(t *testing.T, st *testStore) {
 		t.Helper()
@@ -203,6 +220,37 @@ func TestRowOffsetsNeverGoBack(t *testing.T) {
 	for _, r := range st.rawRows(t) {
 		if r.Offset < before[r.RowKey] {
 			t.Fatalf("row %+v went back from offset %d to %d", r.RowKey, before[r.RowKey], r.Offset)
+		}
+	}
+}
+
+// checkPropLimit checks that the stream folded values and that no shard's day holds more
+// than replayPropLimit values of a key with page views or events, besides "(other)".
+func checkPropLimit(t *testing.T, rows []store.Row) {
+	t.Helper()
+	type day struct {
+		dim    string
+		bucket int64
+		shard  int32
+	}
+	values := map[day]int{}
+	other := 0
+	for _, r := range rows {
+		if r.Granularity != store.Day || !strings.HasPrefix(r.Dimension, dims.PropsPrefix) || r.Pageviews+r.Events == 0 {
+			continue
+		}
+		if r.Value == dims.OtherValue {
+			other++
+			continue
+		}
+		values[day{r.Dimension, r.Bucket, r.Shard}]++
+	}
+	if other == 0 {
+		t.Fatal("the replay stream folded no value: it does not test the fold")
+	}
+	for d, n := range values {
+		if n > replayPropLimit {
+			t.Errorf("%s on day %d has %d values, limit %d", d.dim, d.bucket, n, replayPropLimit)
 		}
 	}
 }

@@ -2,11 +2,13 @@ package query
 
 import (
 	"cmp"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/glimpse-analytics/glimpse/internal/dims"
 	"github.com/glimpse-analytics/glimpse/internal/sketch"
 	"github.com/glimpse-analytics/glimpse/internal/store"
 )
@@ -266,6 +268,7 @@ func finish(q *Query, g *groups, resp *Response) {
 		g.get(gkey{}) // an aggregate query always has its one row, zeros when there is no data
 	}
 
+	resp.Meta.Warnings = append(resp.Meta.Warnings, otherPropWarnings(q, g)...)
 	if q.revenue != nil {
 		if w := q.revenue.decide(g); w != "" {
 			resp.Meta.Warnings = append(resp.Meta.Warnings, w)
@@ -337,4 +340,22 @@ func sortRows(q *Query, rows []outRow) {
 		}
 		return 0
 	})
+}
+
+// otherPropWarnings says, for every custom-property dimension of q whose answer has the
+// value dims.OtherValue, that it holds the values beyond the processor's daily limit.
+func otherPropWarnings(q *Query, g *groups) []string {
+	var warnings []string
+	for i, d := range q.Dimensions {
+		if !strings.HasPrefix(d, dims.PropsPrefix) {
+			continue
+		}
+		for k := range g.m {
+			if k[i] == dims.OtherValue {
+				warnings = append(warnings, fmt.Sprintf("%s: values beyond the daily limit of distinct values per property key are counted together under %q (processor setting --processor.max-prop-values, applied per bus partition)", d, dims.OtherValue))
+				break
+			}
+		}
+	}
+	return warnings
 }
