@@ -294,6 +294,11 @@ func checkGlimpseService(r *composeReport, services types.Services, svc types.Se
 		return
 	}
 	r.ports[name] = port
+	// The file keeps each target on its default port, so the ports in the docs, the Dockerfile's
+	// EXPOSE and `glimpse <target> --help` all agree.
+	if _, defPort, err := net.SplitHostPort(settings.defaults["addr"]); err == nil && defPort != port {
+		r.addf("%s: listens on %s, but the default port of `glimpse %s` is %s: keep the default (or change both)", name, port, target, defPort)
+	}
 	for _, p := range svc.Ports {
 		if strconv.Itoa(int(p.Target)) != port {
 			r.addf("%s: maps container port %d, but `glimpse %s` listens on %s (--addr)", name, p.Target, target, port)

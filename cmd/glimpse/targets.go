@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -226,6 +227,11 @@ func serve(ctx context.Context, t targetSpec, g globalConfig, ec engineConfigs, 
 		services = append(services, p)
 	}
 	if t.query {
+		// The query engine must know how far back minute rollups exist (--retention.minute).
+		sc.query.MinuteRetention = ec.cassandra.Retention().Minute
+		if sc.query.MinuteRetention == 0 { // kept forever
+			sc.query.MinuteRetention = time.Duration(math.MaxInt64)
+		}
 		q, err := query.New(sc.query, query.Deps{Store: st, Log: log.With("service", "query"), Metrics: metrics, Now: now})
 		if err != nil {
 			return err

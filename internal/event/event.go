@@ -114,6 +114,11 @@ func Key(site string, visitorID uint64) []byte {
 // A processor that sees it must stop: a newer collector is writing events it cannot read.
 var ErrUnknownVersion = errors.New("event: unknown wire version")
 
+// maxFutureVersion bounds the first bytes read as a newer wire version. Versions grow by one,
+// so a first byte above it (a '{', text, random bytes) marks a message that is no event of
+// any version: the processor sets such a message aside instead of stopping on it.
+const maxFutureVersion = 31
+
 // Encode returns the wire form of e: one version byte followed by the JSON body.
 func Encode(e *Event) ([]byte, error) {
 	body, err := json.Marshal(e)
@@ -131,7 +136,12 @@ func Decode(b []byte) (*Event, error) {
 		return nil, errors.New("event: empty message")
 	}
 	if b[0] != Version {
-		return nil, fmt.Errorf("%w %d (this binary reads version %d): upgrade the processor before the collectors", ErrUnknownVersion, b[0], Version)
+		if b[0] > Version && b[0] <= maxFutureVersion {
+			return nil, fmt.Errorf("%w %d (this binary reads version %d): upgrade the processor before the collectors", ErrUnknownVersion, b[0], Version)
+		}
+		// Not a version any collector writes: a message that is not an event at all (written
+		// by another producer, or damaged). It is set aside, not a reason to stop.
+		return nil, fmt.Errorf("event: not an event (first byte 0x%02x is no wire version)", b[0])
 	}
 	var e Event
 	if err := json.Unmarshal(b[1:], &e); err != nil {

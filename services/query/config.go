@@ -46,6 +46,11 @@ type Config struct {
 	// site's reporting currency; "" for none, and revenue in other currencies is then
 	// reported by currency.
 	FXRates string
+	// MinuteRetention is how long the store keeps minute rollup rows (--retention.minute,
+	// set by the binary from the store's settings; 0 means store.DefaultRetention's, and a
+	// store that keeps them forever passes a longer duration than any range): a range
+	// reaching further back is answered from other rows or by scanning events.
+	MinuteRetention time.Duration
 }
 
 // DefaultConfig returns the defaults the flags show.

@@ -97,7 +97,7 @@ func makePlan(q *Query, forceScan bool) plan {
 		return scan("minute rollups hold only totals, not %s", dim)
 	}
 	if gran == store.Minute && minuteRowsExpired(q) {
-		return scan("this date_range needs minute rollups (its edges or buckets are not whole hours of UTC), which are kept only %d days", minuteRetentionDays())
+		return scan("this date_range needs minute rollups (its edges or buckets are not whole hours of UTC), which are kept only %d days", minuteRetentionDays(q))
 	}
 	p := plan{path: PathRollup, gran: gran, dimension: dim, rowFilter: rowFilter}
 	if dim == "" {

@@ -86,6 +86,8 @@ type Query struct {
 	warnings []string
 	rawRange json.RawMessage // date_range as sent, resolved again in the site's time zone
 	now      time.Time       // what relative date ranges are resolved against
+	// minuteRetention is Config.MinuteRetention: how far back minute rollup rows exist.
+	minuteRetention time.Duration
 	// goals are the site's goals, for queries that use event:goal; revenue says how revenue
 	// metrics are reported. Execute sets both from the site (goals.go).
 	goals   []sites.Goal
@@ -243,6 +245,7 @@ func ParseQuery(body []byte, now time.Time, cfg Config) (*Query, error) {
 		return nil, badRequest("date_range is required; %s", dateRangeHelp)
 	}
 	q.rawRange, q.now = raw, now
+	q.minuteRetention = cfg.MinuteRetention
 	r, err := parseDateRange(raw, now)
 	if err != nil {
 		return nil, err

@@ -380,13 +380,19 @@ func rangeGranularity(from, to time.Time) store.Granularity {
 	return store.Minute
 }
 
-// minuteRetention is how long minute rollup rows are kept by default
-// (store.DefaultRetention); a query reaching further back is not answered from them.
-var minuteRetention = store.DefaultRetention().Minute
+// minuteRetention is how long q's minute rollup rows are kept: the store's setting, or its
+// default when the query was parsed without one.
+func minuteRetention(q *Query) time.Duration {
+	if q.minuteRetention != 0 {
+		return q.minuteRetention
+	}
+	return store.DefaultRetention().Minute
+}
 
 // minuteRowsExpired reports whether q's range starts before the minute rows kept.
 func minuteRowsExpired(q *Query) bool {
-	return !q.now.IsZero() && q.Range.From.Before(q.now.Add(-minuteRetention).Add(time.Hour))
+	keep := minuteRetention(q)
+	return !q.now.IsZero() && q.Range.From.Before(q.now.Add(-keep).Add(time.Hour))
 }
 
-func minuteRetentionDays() int { return int(minuteRetention / (24 * time.Hour)) }
+func minuteRetentionDays(q *Query) int { return int(minuteRetention(q) / (24 * time.Hour)) }
