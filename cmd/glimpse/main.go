@@ -33,7 +33,7 @@ func commands() []command {
 		{"processor", "Run a processor: sessionises and aggregates events from the bus into the store.", runTarget(targetProcessor)},
 		{"query", "Run a query service: answers the query API from the store.", runTarget(targetQuery)},
 		{"migrate", "Create or upgrade the store's schema (Cassandra).", runMigrate},
-		{"sites", "Add, list or remove the sites Glimpse counts (glimpse sites --help).", runSites},
+		{"sites", "Add, list, remove or delete the sites Glimpse counts; their goals and MP secrets (glimpse sites --help).", runSites},
 		{"keys", "Create, list or revoke API keys of the query API and dashboard (glimpse keys --help).", runKeys},
 		{"healthcheck", "Exit 0 when a target's /readyz (or another URL) answers 2xx; for container healthchecks.", runHealthcheck},
 		{"loadgen", "Send realistic synthetic traffic to a running Glimpse and report what was acknowledged.", runLoadgen},

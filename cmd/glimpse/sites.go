@@ -41,7 +41,7 @@ func runGroup(ctx context.Context, group, summary string, subs []subcommand, arg
 	help := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: glimpse %s <command> [arguments] [--setting=value ...]\n\n%s\n\nCommands:\n", group, summary)
 		for _, s := range subs {
-			fmt.Fprintf(w, "  %-8s %s\n", s.name, s.short)
+			fmt.Fprintf(w, "  %-10s %s\n", s.name, s.short)
 		}
 		fmt.Fprintf(w, "\n`glimpse %s <command> --help` lists the settings of a command.\n", group)
 	}
@@ -359,7 +359,7 @@ func sitesCommands() []subcommand {
 			},
 		},
 		{
-			name: "remove", short: "Remove a site.", args: " <domain>",
+			name: "remove", short: "Stop counting a site (its data stays; delete removes it).", args: " <domain>",
 			summary: "Removes a site: the collector drops its events from then on. Its numbers stay in the store,\nand API keys naming it keep their scope (glimpse sites delete removes those too).",
 			run: func(ctx context.Context, sf *storeFlags, args []string, stdout, stderr io.Writer) error {
 				if err := exactArgs(args, 1, "the site's domain, e.g. glimpse sites remove example.com"); err != nil {
