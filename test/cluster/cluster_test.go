@@ -19,6 +19,7 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/internal/loadgen"
 	"github.com/glimpse-analytics/glimpse/services/registry"
+	"github.com/glimpse-analytics/glimpse/test/testkit"
 )
 
 const (
@@ -49,7 +50,8 @@ func TestClusterEndToEnd(t *testing.T) {
 	node, chromium := requireBrowser(t)
 	started := time.Now()
 
-	bin := buildGlimpse(t)
+	// cluster.sh takes the binary as GLIMPSE_BIN, so the shared bin/glimpse is left alone.
+	bin := testkit.BuildForTest(t)
 	c := newCluster(t, bin)
 	t.Logf("cluster: base port %d, keyspace %s, topic %s, group %s, private Consul %s, state %s",
 		c.BasePort, c.Keyspace, c.Topic, c.Group, c.Consul, c.Dir)
@@ -88,7 +90,7 @@ func TestClusterEndToEnd(t *testing.T) {
 
 	// Mid-run, once both collectors take traffic and a third of the load is in: SIGKILL one
 	// collector and one processor, then start them again as an operator would.
-	WaitFor(t, time.Minute, "both collectors to take a third of the load", func() (bool, string) {
+	testkit.WaitFor(t, time.Minute, "both collectors to take a third of the load", func() (bool, string) {
 		a := c.Metric("collector-1", mCollectorEvents, "result", "accepted")
 		b := c.Metric("collector-2", mCollectorEvents, "result", "accepted")
 		return a >= 50 && b >= 50 && a+b >= float64(plan.Events()/3), fmt.Sprintf("collector-1 %v, collector-2 %v", a, b)
@@ -104,7 +106,7 @@ func TestClusterEndToEnd(t *testing.T) {
 	c.MustRun("start", "collector-1")
 	c.MustRun("start", "processor-1")
 	t.Logf("collector-1 and processor-1 ready again %s after the kill", time.Since(killAt).Round(100*time.Millisecond))
-	WaitFor(t, 30*time.Second, "the restarted collector to take traffic", func() (bool, string) {
+	testkit.WaitFor(t, 30*time.Second, "the restarted collector to take traffic", func() (bool, string) {
 		v := c.Metric("collector-1", mCollectorEvents, "result", "accepted")
 		return v >= 10, fmt.Sprintf("%v accepted", v)
 	})
@@ -125,7 +127,7 @@ func TestClusterEndToEnd(t *testing.T) {
 	// attempt reached the bus.
 	acked := rep.Acked
 	if rep.Failed > 0 {
-		again := failedBeacons(plan, rep)
+		again := testkit.FailedBeacons(plan, rep)
 		rep2 := loadgen.Send(context.Background(), again, loadgen.SendOptions{Target: c.Gateway, Concurrency: 2, Retries: 5})
 		if rep2.Failed != 0 {
 			t.Fatalf("resending %d failed beacons: %d failed again: %v", again.Events(), rep2.Failed, rep2.Errors)
@@ -179,7 +181,7 @@ func requireBrowser(t *testing.T) (node, chromium string) {
 	if _, err := os.Stat(chromium); err != nil {
 		t.Skipf("%s is missing: apt-get install -y chromium (or set CHROMIUM)", chromium)
 	}
-	dir := repoPath(t, "test/browser")
+	dir := testkit.RepoPath(t, "test/browser")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
@@ -228,7 +230,7 @@ func runBrowser(node, chromium, pageURL, gateway string) browserResult {
 func waitRoutes(t *testing.T, c *Cluster) {
 	t.Helper()
 	client := &http.Client{Timeout: 5 * time.Second}
-	WaitFor(t, 30*time.Second, "the gateway to list 2 collectors and 2 query services", func() (bool, string) {
+	testkit.WaitFor(t, 30*time.Second, "the gateway to list 2 collectors and 2 query services", func() (bool, string) {
 		req, _ := http.NewRequest(http.MethodPost, c.Gateway+"/api/event", strings.NewReader(`{"n":"pageview","u":"https://warmup.invalid/","d":"warmup.invalid"}`))
 		req.Header.Set("Content-Type", "text/plain")
 		if resp, err := client.Do(req); err == nil {
@@ -243,33 +245,12 @@ func waitRoutes(t *testing.T, c *Cluster) {
 	})
 }
 
-// failedBeacons is a plan of the beacons of p that got no 2xx in rep, in their visits'
-// order, to send again with the same bodies.
-func failedBeacons(p *loadgen.Plan, rep *loadgen.Report) *loadgen.Plan {
-	var visits []loadgen.Visit
-	for vi, v := range p.Visits {
-		var again []loadgen.Beacon
-		for bi, b := range v.Beacons {
-			if !rep.Outcome[vi][bi] {
-				again = append(again, b)
-			}
-		}
-		if len(again) > 0 {
-			w := v
-			w.Beacons = again
-			visits = append(visits, w)
-		}
-	}
-	q := &loadgen.Plan{Visits: visits}
-	return q.Slice(0, len(visits))
-}
-
 // waitCounted waits until a site's page views and custom events reach the expected numbers
 // and fails at once when either goes beyond them (something counted twice).
 func waitCounted(t *testing.T, c *Cluster, site string, pageviews, events int, timeout time.Duration) {
 	t.Helper()
-	WaitFor(t, timeout, site+" page views and events to be counted", func() (bool, string) {
-		r := c.Query(t, map[string]any{"site_id": site, "metrics": []string{"pageviews", "events"}, "date_range": TodayRange()})
+	testkit.WaitFor(t, timeout, site+" page views and events to be counted", func() (bool, string) {
+		r := c.Query(t, map[string]any{"site_id": site, "metrics": []string{"pageviews", "events"}, "date_range": testkit.TodayRange()})
 		if len(r.Results) == 0 {
 			return false, "no results yet"
 		}
@@ -284,7 +265,7 @@ func waitCounted(t *testing.T, c *Cluster, site string, pageviews, events int, t
 // checkLoad compares the load site's totals and top pages with the plan's.
 func checkLoad(t *testing.T, c *Cluster, want *loadgen.Counts) {
 	t.Helper()
-	r := c.Query(t, map[string]any{"site_id": loadSite, "metrics": []string{"visitors", "visits", "pageviews", "events", "bounce_rate"}, "date_range": TodayRange()})
+	r := c.Query(t, map[string]any{"site_id": loadSite, "metrics": []string{"visitors", "visits", "pageviews", "events", "bounce_rate"}, "date_range": testkit.TodayRange()})
 	if len(r.Results) != 1 {
 		t.Fatalf("load totals: want one row, got %+v", r)
 	}
@@ -302,7 +283,7 @@ func checkLoad(t *testing.T, c *Cluster, want *loadgen.Counts) {
 
 	// Top pages: every page with its count, in the promised order (page views descending,
 	// then page).
-	top := c.Query(t, map[string]any{"site_id": loadSite, "metrics": []string{"pageviews"}, "dimensions": []string{"event:page"}, "date_range": TodayRange(), "limit": 1000})
+	top := c.Query(t, map[string]any{"site_id": loadSite, "metrics": []string{"pageviews"}, "dimensions": []string{"event:page"}, "date_range": testkit.TodayRange(), "limit": 1000})
 	wantTop := loadgen.TopN(want.Pages, 0)
 	var got, exp []string
 	for _, row := range top.Results {
@@ -314,7 +295,7 @@ func checkLoad(t *testing.T, c *Cluster, want *loadgen.Counts) {
 	if strings.Join(got, " ") != strings.Join(exp, " ") {
 		t.Errorf("load top pages:\n got %v\nwant %v", got, exp)
 	} else {
-		t.Logf("load top pages as expected: %v", head(got, 5))
+		t.Logf("load top pages as expected: %v", testkit.Head(got, 5))
 	}
 }
 
@@ -336,18 +317,18 @@ func checkBrowser(t *testing.T, c *Cluster, br browserResult) {
 		t.Fatalf("browser.mjs expected %d page views and %d events; the visit makes %d and 1", pageviews, events, 1+spaNavigations+reloads)
 	}
 	waitCounted(t, c, browserSite, pageviews, events, time.Minute)
-	r := c.Query(t, map[string]any{"site_id": browserSite, "metrics": []string{"visitors", "visits", "pageviews", "events"}, "date_range": TodayRange()})
+	r := c.Query(t, map[string]any{"site_id": browserSite, "metrics": []string{"visitors", "visits", "pageviews", "events"}, "date_range": testkit.TodayRange()})
 	if len(r.Results) != 1 {
 		t.Fatalf("browser totals: want one row, got %+v", r)
 	}
 	if got := r.Results[0].Metrics; got[0] != 1 || got[1] != 1 || got[2] != float64(pageviews) || got[3] != float64(events) {
 		t.Errorf("browser site visitors, visits, pageviews, events = %v, want [1 1 %d %d]", got, pageviews, events)
 	}
-	byPage := c.Query(t, map[string]any{"site_id": browserSite, "metrics": []string{"pageviews"}, "dimensions": []string{"event:page"}, "date_range": TodayRange()}).Breakdown()
+	byPage := c.Query(t, map[string]any{"site_id": browserSite, "metrics": []string{"pageviews"}, "dimensions": []string{"event:page"}, "date_range": testkit.TodayRange()}).Breakdown()
 	if fmt.Sprint(sorted(byPage)) != fmt.Sprint(sorted(pages)) {
 		t.Errorf("browser page views by page = %v, want %v", sorted(byPage), sorted(pages))
 	}
-	byName := c.Query(t, map[string]any{"site_id": browserSite, "metrics": []string{"events"}, "dimensions": []string{"event:name"}, "date_range": TodayRange()}).Breakdown()
+	byName := c.Query(t, map[string]any{"site_id": browserSite, "metrics": []string{"events"}, "dimensions": []string{"event:name"}, "date_range": testkit.TodayRange()}).Breakdown()
 	if byName[customEvent] != 1 {
 		t.Errorf("browser custom events by name = %v, want %q once", byName, customEvent)
 	}
@@ -363,11 +344,4 @@ func sorted(m map[string]int) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func head(s []string, n int) []string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }

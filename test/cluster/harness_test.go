@@ -16,18 +16,15 @@
 package cluster
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/big"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,15 +34,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
-	kafkago "github.com/segmentio/kafka-go"
-)
-
-// The shared engines, as `make unit` exports them.
-var (
-	kafkaAddr     = os.Getenv("GLIMPSE_TEST_KAFKA")
-	cassandraAddr = os.Getenv("GLIMPSE_TEST_CASSANDRA")
-	consulAddr    = os.Getenv("GLIMPSE_TEST_CONSUL")
+	"github.com/glimpse-analytics/glimpse/test/testkit"
 )
 
 // members are the processes cluster.sh starts, with their offset from the base port.
@@ -53,34 +42,9 @@ var members = map[string]int{"gateway": 0, "collector-1": 1, "collector-2": 2, "
 
 func requireEngines(t *testing.T) {
 	t.Helper()
-	if kafkaAddr == "" || cassandraAddr == "" || consulAddr == "" {
+	if testkit.SharedKafka == "" || testkit.SharedCassandra == "" || testkit.SharedConsul == "" {
 		t.Skip("set GLIMPSE_TEST_KAFKA, GLIMPSE_TEST_CASSANDRA and GLIMPSE_TEST_CONSUL (make engines-up; make unit exports them)")
 	}
-}
-
-// repoPath is a path in the repository, from this package's directory.
-func repoPath(t testing.TB, rel string) string {
-	t.Helper()
-	abs, err := filepath.Abs(filepath.Join("..", "..", rel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return abs
-}
-
-// buildGlimpse builds the binary the cluster runs (cluster.sh takes it as GLIMPSE_BIN, so the
-// shared bin/glimpse is left alone).
-func buildGlimpse(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "glimpse")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/glimpse")
-	cmd.Dir = repoPath(t, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/glimpse: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // Cluster is one run of deploy/local/cluster.sh with private settings.
@@ -107,8 +71,8 @@ func newCluster(t *testing.T, bin string) *Cluster {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	name := "cluster_e2e_" + hex.EncodeToString(b[:])
-	c := &Cluster{t: t, Script: repoPath(t, "deploy/local/cluster.sh"), Bin: bin, Keyspace: name,
-		Topic: strings.ReplaceAll(name, "_", "-"), Kafka: kafkaAddr, Cassandra: cassandraAddr}
+	c := &Cluster{t: t, Script: testkit.RepoPath(t, "deploy/local/cluster.sh"), Bin: bin, Keyspace: name,
+		Topic: strings.ReplaceAll(name, "_", "-"), Kafka: testkit.SharedKafka, Cassandra: testkit.SharedCassandra}
 	c.Group = c.Topic + "-processors"
 	c.BasePort = freePortRange(t, len(members))
 	c.Gateway = fmt.Sprintf("http://127.0.0.1:%d", c.BasePort)
@@ -117,7 +81,7 @@ func newCluster(t *testing.T, bin string) *Cluster {
 		t.Fatal(err)
 	}
 	c.Dir = dir
-	consulPort := freePort(t)
+	consulPort := testkit.FreePort(t)
 	c.Consul = "127.0.0.1:" + consulPort
 	c.env = []string{
 		"GLIMPSE_CLUSTER_DIR=" + filepath.Join(dir, "state"),
@@ -133,13 +97,13 @@ func newCluster(t *testing.T, bin string) *Cluster {
 		// The private Consul agent: its own ports and run dir (consul.sh keeps its PID file
 		// and log in GLIMPSE_CONSUL_DIR).
 		"GLIMPSE_CONSUL_HTTP_PORT=" + consulPort,
-		"GLIMPSE_CONSUL_SERVER_PORT=" + freePort(t),
-		"GLIMPSE_CONSUL_SERF_LAN_PORT=" + freePort(t),
-		"GLIMPSE_CONSUL_SERF_WAN_PORT=" + freePort(t),
+		"GLIMPSE_CONSUL_SERVER_PORT=" + testkit.FreePort(t),
+		"GLIMPSE_CONSUL_SERF_LAN_PORT=" + testkit.FreePort(t),
+		"GLIMPSE_CONSUL_SERF_WAN_PORT=" + testkit.FreePort(t),
 		"GLIMPSE_CONSUL_DIR=" + filepath.Join(dir, "consul"),
 	}
-	c.env = append(c.env, engineEnv(t, "kafka", kafkaAddr)...)
-	c.env = append(c.env, engineEnv(t, "cassandra", cassandraAddr)...)
+	c.env = append(c.env, engineEnv(t, "kafka", testkit.SharedKafka)...)
+	c.env = append(c.env, engineEnv(t, "cassandra", testkit.SharedCassandra)...)
 	return c
 }
 
@@ -155,7 +119,7 @@ func engineEnv(t *testing.T, kind, addr string) []string {
 	}
 	portVar := "GLIMPSE_" + strings.ToUpper(kind) + "_PORT"
 	if host == "127.0.0.1" {
-		script := repoPath(t, "deploy/local/"+kind+".sh")
+		script := testkit.RepoPath(t, "deploy/local/"+kind+".sh")
 		cmd := exec.Command(script, "status")
 		cmd.Env = append(os.Environ(), portVar+"="+port)
 		if cmd.Run() == nil {
@@ -200,7 +164,7 @@ func (c *Cluster) Up() {
 	c.t.Helper()
 	c.t.Cleanup(c.teardown)
 	out := c.MustRun("up")
-	if got := strings.TrimSpace(lastLine(out)); got != c.Gateway {
+	if got := strings.TrimSpace(testkit.LastLine(out)); got != c.Gateway {
 		c.t.Fatalf("cluster.sh up printed %q as the gateway URL, want %s", got, c.Gateway)
 	}
 }
@@ -221,11 +185,11 @@ func (c *Cluster) teardown() {
 		}
 	}
 	for kind, addr := range map[string]string{"Kafka": c.Kafka, "Cassandra": c.Cassandra} {
-		if !portOpen(addr) {
+		if !testkit.PortOpen(addr) {
 			t.Errorf("the shared %s on %s stopped answering after cluster.sh down; it must be left running", kind, addr)
 		}
 	}
-	if portOpen(c.Consul) {
+	if testkit.PortOpen(c.Consul) {
 		t.Errorf("the private Consul on %s still answers after cluster.sh down, which must stop what up started", c.Consul)
 	}
 	if t.Failed() {
@@ -238,15 +202,11 @@ func (c *Cluster) teardown() {
 		return
 	}
 	c.dropKeyspace()
-	c.deleteTopic()
+	testkit.DeleteTopic(c.Kafka, c.Topic)
 }
 
 func (c *Cluster) dropKeyspace() {
-	cluster := gocql.NewCluster(c.Cassandra)
-	cluster.Timeout = 30 * time.Second
-	cluster.ConnectTimeout = 5 * time.Second
-	cluster.DisableInitialHostLookup = true
-	sess, err := cluster.CreateSession()
+	sess, err := testkit.CassandraSession(c.Cassandra, "")
 	if err != nil {
 		c.t.Logf("drop keyspace %s: %v", c.Keyspace, err)
 		return
@@ -257,26 +217,15 @@ func (c *Cluster) dropKeyspace() {
 	}
 }
 
-func (c *Cluster) deleteTopic() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	client := &kafkago.Client{Addr: kafkago.TCP(c.Kafka), Timeout: 10 * time.Second}
-	_, _ = client.DeleteTopics(ctx, &kafkago.DeleteTopicsRequest{Topics: []string{c.Topic}})
-}
-
 // Glimpse runs a glimpse CLI command against the cluster's keyspace and returns its output.
 func (c *Cluster) Glimpse(args ...string) string {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	args = append(args, "--store=cassandra", "--cassandra.hosts="+c.Cassandra, "--cassandra.keyspace="+c.Keyspace)
-	cmd := exec.CommandContext(ctx, c.Bin, args...)
-	cmd.Env = append(os.Environ(), "GLIMPSE_DATA_DIR="+filepath.Join(c.Dir, "cli"))
-	out, err := cmd.CombinedOutput()
+	out, err := testkit.CLI(c.Bin, filepath.Join(c.Dir, "cli"), args...)
 	if err != nil {
 		c.t.Fatalf("glimpse %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return string(out)
+	return out
 }
 
 // Key returns an admin API key of the cluster's keyspace, made on first use with
@@ -284,11 +233,7 @@ func (c *Cluster) Glimpse(args ...string) string {
 func (c *Cluster) Key() string {
 	c.t.Helper()
 	if c.key == "" {
-		out := c.Glimpse("keys", "create", "--admin", "--quiet", "--name=cluster test")
-		c.key = strings.TrimSpace(lastLine(out))
-		if !strings.HasPrefix(c.key, "glk_") {
-			c.t.Fatalf("glimpse keys create --quiet printed no key:\n%s", out)
-		}
+		c.key = testkit.ParseQuietKey(c.t, c.Glimpse(testkit.AdminKeyArgs("cluster test")...))
 	}
 	return c.key
 }
@@ -340,113 +285,18 @@ func (c *Cluster) Kill(member string) {
 // Metric sums the samples of a Prometheus metric of a member whose labels include every
 // name=value pair given; -1 when /metrics cannot be read (e.g. the member is down).
 func (c *Cluster) Metric(member, name string, labels ...string) float64 {
-	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get(c.URL(member) + "/metrics")
+	v, err := testkit.Metric(c.URL(member), name, labels...)
 	if err != nil {
 		return -1
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return -1
-	}
-	var want []string
-	for i := 0; i+1 < len(labels); i += 2 {
-		want = append(want, labels[i]+`="`+labels[i+1]+`"`)
-	}
-	sum := 0.0
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-sample:
-	for sc.Scan() {
-		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, name)
-		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
-			continue
-		}
-		for _, w := range want {
-			if !strings.Contains(rest, w) {
-				continue sample
-			}
-		}
-		fields := strings.Fields(rest[strings.LastIndex(rest, "}")+1:])
-		if len(fields) == 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(fields[0], 64); err == nil {
-			sum += v
-		}
-	}
-	return sum
-}
-
-// QueryResult is the query API's answer.
-type QueryResult struct {
-	Results []struct {
-		Dimensions []any     `json:"dimensions"`
-		Metrics    []float64 `json:"metrics"`
-	} `json:"results"`
-}
-
-// Breakdown turns a one-dimension answer into value → first metric.
-func (r QueryResult) Breakdown() map[string]int {
-	out := map[string]int{}
-	for _, row := range r.Results {
-		out[fmt.Sprint(row.Dimensions[0])] = int(row.Metrics[0])
-	}
-	return out
+	return v
 }
 
 // Query posts q to the gateway's query API with the admin key and fails the test unless
 // the answer is a 200 with JSON.
-func (c *Cluster) Query(t *testing.T, q map[string]any) QueryResult {
+func (c *Cluster) Query(t *testing.T, q map[string]any) testkit.QueryResult {
 	t.Helper()
-	body, _ := json.Marshal(q)
-	req, _ := http.NewRequest(http.MethodPost, c.Gateway+"/api/v1/query", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+c.Key())
-	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("query %s: %v", body, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("query %s: HTTP %d: %s", body, resp.StatusCode, raw)
-	}
-	var out QueryResult
-	if err := json.Unmarshal(raw, &out); err != nil {
-		t.Fatalf("query %s: answer is not JSON (%v): %s", body, err, raw)
-	}
-	return out
-}
-
-// WaitFor polls cond every 250ms until it is true, failing the test with what and cond's
-// last state when timeout passes.
-func WaitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last state: %s", timeout, what, state)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
-
-// TodayRange is a date range covering the UTC day of the run and the day before.
-func TodayRange() []string {
-	now := time.Now().UTC()
-	return []string{now.AddDate(0, 0, -1).Format("2006-01-02"), now.Format("2006-01-02")}
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
+	return testkit.API{URL: c.Gateway, Key: c.Key()}.Query(t, q)
 }
 
 func sortedMembers() []string {
@@ -464,26 +314,6 @@ func tailFile(path string, n int64) string {
 	}
 	raw, _ := io.ReadAll(f)
 	return string(raw)
-}
-
-func portOpen(addr string) bool {
-	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		return false
-	}
-	conn.Close()
-	return true
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
 }
 
 // freePortRange finds n consecutive free ports (cluster.sh numbers its members from a base

@@ -4,32 +4,23 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/glimpse-analytics/glimpse/internal/loadgen"
+	"github.com/glimpse-analytics/glimpse/test/testkit"
 )
-
-// skipIfDayChanged skips a test whose traffic straddled midnight UTC: the visitor-id salt
-// rotates then, so one visitor legitimately becomes two and exact counts do not hold.
-func skipIfDayChanged(t *testing.T, started time.Time) {
-	if time.Now().UTC().Format("2006-01-02") != started.UTC().Format("2006-01-02") {
-		t.Skip("the run crossed midnight UTC (visitor ids rotate daily); rerun")
-	}
-}
 
 // TestEndToEnd sends more than 10,000 beacons from more than 1,000 visitors through the
 // gateway of a real `glimpse all` and checks every number the query API reports.
 func TestEndToEnd(t *testing.T) {
 	started := time.Now()
-	in := start(t, freeAddr(t), t.TempDir())
+	in := start(t, testkit.FreeAddr(t), t.TempDir())
 	sites := []string{"e2e-one.example", "e2e-two.example", "e2e-three.example"}
 	plan := loadgen.NewPlan(loadgen.Options{Sites: sites, Events: 10_000, Seed: 42})
 	if len(plan.Visits) < 1000 {
@@ -41,7 +32,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("acknowledged %d of %d beacons; failures: %v", rep.Acked, plan.Events(), rep.Errors)
 	}
 	expected := plan.Expect(nil)
-	dateRange := todayRange()
+	dateRange := testkit.TodayRange()
 
 	t.Run("curl-style request", func(t *testing.T) {
 		// the README's example: curl -X POST .../api/v1/query -d '{...}' (curl's default
@@ -71,7 +62,7 @@ func TestEndToEnd(t *testing.T) {
 			m := r.Results[0].Metrics
 			return int(m[0]) == want.Pageviews && int(m[1]) == want.Events, fmt.Sprintf("pageviews=%v events=%v, want %d %d", m[0], m[1], want.Pageviews, want.Events)
 		})
-		skipIfDayChanged(t, started)
+		testkit.SkipIfDayChanged(t, started)
 
 		t.Run(site+"/totals", func(t *testing.T) {
 			metrics := []string{"visitors", "visits", "pageviews", "events", "bounce_rate", "views_per_visit", "visit_duration"}
@@ -86,12 +77,12 @@ func TestEndToEnd(t *testing.T) {
 					t.Fatalf("scan=%v: want one result row, got %+v", forceScan, r)
 				}
 				m := r.Results[0].Metrics
-				checkNear(t, "visitors", m[0], float64(want.Visitors), 0.02)
-				checkEqual(t, "visits", m[1], float64(want.Visits))
-				checkEqual(t, "pageviews", m[2], float64(want.Pageviews))
-				checkEqual(t, "events", m[3], float64(want.Events))
-				checkEqual(t, "bounce_rate", m[4], want.BounceRate())
-				checkEqual(t, "views_per_visit", m[5], want.ViewsPerVisit())
+				testkit.CheckNear(t, "visitors", m[0], float64(want.Visitors), 0.02)
+				testkit.CheckEqual(t, "visits", m[1], float64(want.Visits))
+				testkit.CheckEqual(t, "pageviews", m[2], float64(want.Pageviews))
+				testkit.CheckEqual(t, "events", m[3], float64(want.Events))
+				testkit.CheckEqual(t, "bounce_rate", m[4], want.BounceRate())
+				testkit.CheckEqual(t, "views_per_visit", m[5], want.ViewsPerVisit())
 				if m[6] < 0 || m[6] > time.Since(started).Seconds()+1 {
 					t.Errorf("visit_duration %v s is impossible for a run of %s", m[6], time.Since(started))
 				}
@@ -103,7 +94,7 @@ func TestEndToEnd(t *testing.T) {
 			r := in.query(t, map[string]any{"site_id": site, "metrics": []string{"visits"}, "dimensions": []string{"visit:duration_bucket"}, "date_range": dateRange})
 			total := 0
 			for _, row := range r.Results {
-				b := dimString(row.Dimensions[0])
+				b := testkit.DimString(row.Dimensions[0])
 				if b != "0" && b != "10" && b != "30" && b != "60" {
 					t.Errorf("bucket %q for visits of a few seconds", b)
 				}
@@ -113,35 +104,25 @@ func TestEndToEnd(t *testing.T) {
 				t.Fatalf("visits by duration bucket add up to %d, want %d: %v", total, want.Visits, r.Results)
 			}
 		})
-		breakdowns := []struct {
-			dim, metric string
-			want        map[string]int
-		}{
-			{"event:page", "pageviews", want.Pages},
-			{"visit:source", "visits", want.Sources},
-			{"visit:entry_page", "visits", want.EntryPages},
-			{"visit:exit_page", "visits", want.ExitPages},
-			{"visit:device", "visits", want.Devices},
-		}
-		for _, b := range breakdowns {
-			t.Run(site+"/"+b.dim, func(t *testing.T) {
+		for _, b := range testkit.Breakdowns(want) {
+			t.Run(site+"/"+b.Dim, func(t *testing.T) {
 				for _, forceScan := range []bool{false, true} {
-					q := map[string]any{"site_id": site, "metrics": []string{b.metric}, "dimensions": []string{b.dim}, "date_range": dateRange, "limit": 100}
+					q := map[string]any{"site_id": site, "metrics": []string{b.Metric}, "dimensions": []string{b.Dim}, "date_range": dateRange, "limit": 100}
 					if forceScan {
 						q["filters"] = []any{[]any{"is_not", "visit:browser", []string{"no such browser"}}}
 					}
 					r := in.query(t, q)
 					got := map[string]int{}
 					for _, row := range r.Results {
-						got[dimString(row.Dimensions[0])] = int(row.Metrics[0])
+						got[testkit.DimString(row.Dimensions[0])] = int(row.Metrics[0])
 					}
-					if fmt.Sprint(sorted(got)) != fmt.Sprint(sorted(b.want)) {
-						t.Fatalf("scan=%v %s by %s:\n got %v\nwant %v", forceScan, b.metric, b.dim, sorted(got), sorted(b.want))
+					if fmt.Sprint(testkit.SortedKV(got)) != fmt.Sprint(testkit.SortedKV(b.Want)) {
+						t.Fatalf("scan=%v %s by %s:\n got %v\nwant %v", forceScan, b.Metric, b.Dim, testkit.SortedKV(got), testkit.SortedKV(b.Want))
 					}
 					// and in the order the API promises: metric descending, then value
-					top := loadgen.TopN(b.want, 0)
+					top := loadgen.TopN(b.Want, 0)
 					for i, row := range r.Results {
-						if dimString(row.Dimensions[0]) != top[i].Key || int(row.Metrics[0]) != top[i].Value {
+						if testkit.DimString(row.Dimensions[0]) != top[i].Key || int(row.Metrics[0]) != top[i].Value {
 							t.Fatalf("row %d is %v, want %v", i, row, top[i])
 						}
 					}
@@ -157,7 +138,7 @@ func TestEndToEnd(t *testing.T) {
 func TestCrashRecovery(t *testing.T) {
 	started := time.Now()
 	dataDir := t.TempDir()
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	site := "crash.example"
 	plan := loadgen.NewPlan(loadgen.Options{Sites: []string{site}, Events: 6000, Seed: 7, UniquePaths: true})
 	half := len(plan.Visits) / 2
@@ -220,10 +201,10 @@ func TestCrashRecovery(t *testing.T) {
 	var counts map[string]int
 	waitFor(t, 60*time.Second, "every acknowledged page view", func() (bool, string) {
 		r := second.query(t, map[string]any{"site_id": site, "metrics": []string{"pageviews"}, "dimensions": []string{"event:page"},
-			"date_range": todayRange(), "limit": 10000})
+			"date_range": testkit.TodayRange(), "limit": 10000})
 		counts = map[string]int{}
 		for _, row := range r.Results {
-			counts[dimString(row.Dimensions[0])] = int(row.Metrics[0])
+			counts[testkit.DimString(row.Dimensions[0])] = int(row.Metrics[0])
 		}
 		missing := 0
 		for p := range mustOnce {
@@ -233,7 +214,7 @@ func TestCrashRecovery(t *testing.T) {
 		}
 		return missing == 0, fmt.Sprintf("%d acknowledged page views not counted yet", missing)
 	})
-	skipIfDayChanged(t, started)
+	testkit.SkipIfDayChanged(t, started)
 	var twice, unknown, lateStored []string
 	for p, n := range counts {
 		switch {
@@ -253,7 +234,7 @@ func TestCrashRecovery(t *testing.T) {
 	// A clean restart changes nothing.
 	second.stop()
 	third := start(t, addr, dataDir)
-	r := third.query(t, map[string]any{"site_id": site, "metrics": []string{"pageviews"}, "date_range": todayRange()})
+	r := third.query(t, map[string]any{"site_id": site, "metrics": []string{"pageviews"}, "date_range": testkit.TodayRange()})
 	if got, want := int(r.Results[0].Metrics[0]), len(mustOnce)+len(lateStored); got != want {
 		t.Fatalf("after a clean restart pageviews = %d, want %d", got, want)
 	}
@@ -292,27 +273,4 @@ func runBinary(t *testing.T, args ...string) (string, error) {
 	cmd.Env = append(os.Environ(), "GLIMPSE_DATA_DIR="+filepath.Join(t.TempDir(), "data"))
 	out, err := cmd.CombinedOutput()
 	return string(out), err
-}
-
-func checkEqual(t *testing.T, name string, got, want float64) {
-	t.Helper()
-	if got != want {
-		t.Errorf("%s = %v, want %v", name, got, want)
-	}
-}
-
-func checkNear(t *testing.T, name string, got, want, tolerance float64) {
-	t.Helper()
-	if math.Abs(got-want) > want*tolerance {
-		t.Errorf("%s = %v, want %v within %.0f%%", name, got, want, tolerance*100)
-	}
-}
-
-func sorted(m map[string]int) []string {
-	out := make([]string, 0, len(m))
-	for k, v := range m {
-		out = append(out, fmt.Sprintf("%q=%d", k, v))
-	}
-	sort.Strings(out)
-	return out
 }

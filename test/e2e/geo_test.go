@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/glimpse-analytics/glimpse/internal/geo/geotest"
+	"github.com/glimpse-analytics/glimpse/test/testkit"
 )
 
 // TestGeography runs `glimpse all --geoip.db` with a generated City database, sends page
@@ -15,7 +16,7 @@ import (
 // 127.0.0.1) and checks visit:country, visit:region and visit:city on both query paths.
 func TestGeography(t *testing.T) {
 	started := time.Now()
-	in := start(t, freeAddr(t), t.TempDir(), "--geoip.db="+geotest.CityDB(t))
+	in := start(t, testkit.FreeAddr(t), t.TempDir(), "--geoip.db="+geotest.CityDB(t))
 	const site = "geo-e2e.example"
 
 	// one visitor per address, two page views each
@@ -33,7 +34,7 @@ func TestGeography(t *testing.T) {
 		}
 	}
 	wantPageviews := 2 * len(visitors)
-	dateRange := todayRange()
+	dateRange := testkit.TodayRange()
 	waitFor(t, 30*time.Second, "page views", func() (bool, string) {
 		r := in.query(t, map[string]any{"site_id": site, "metrics": []string{"pageviews"}, "date_range": dateRange})
 		if len(r.Results) == 0 {
@@ -41,7 +42,7 @@ func TestGeography(t *testing.T) {
 		}
 		return int(r.Results[0].Metrics[0]) == wantPageviews, fmt.Sprintf("pageviews=%v, want %d", r.Results[0].Metrics[0], wantPageviews)
 	})
-	skipIfDayChanged(t, started)
+	testkit.SkipIfDayChanged(t, started)
 
 	want := map[string]map[string]int{
 		"visit:country": {"GB": 3, "DE": 2, "AU": 1, "SE": 2, "": 2},
@@ -62,15 +63,15 @@ func TestGeography(t *testing.T) {
 				paths[fmt.Sprint(r.Meta["path"])] = true
 				got := map[string]int{}
 				for _, row := range r.Results {
-					v := dimString(row.Dimensions[0])
+					v := testkit.DimString(row.Dimensions[0])
 					got[v] = int(row.Metrics[0])
 					if int(row.Metrics[1]) != got[v] || int(row.Metrics[2]) != 2*got[v] {
 						t.Errorf("scan=%v %s=%q: visits %v and pageviews %v for %d visitors; want %d and %d",
 							forceScan, dim, v, row.Metrics[1], row.Metrics[2], got[v], got[v], 2*got[v])
 					}
 				}
-				if fmt.Sprint(sorted(got)) != fmt.Sprint(sorted(want[dim])) {
-					t.Errorf("scan=%v (path %v) visitors by %s:\n got %v\nwant %v", forceScan, r.Meta["path"], dim, sorted(got), sorted(want[dim]))
+				if fmt.Sprint(testkit.SortedKV(got)) != fmt.Sprint(testkit.SortedKV(want[dim])) {
+					t.Errorf("scan=%v (path %v) visitors by %s:\n got %v\nwant %v", forceScan, r.Meta["path"], dim, testkit.SortedKV(got), testkit.SortedKV(want[dim]))
 				}
 			}
 			// country has rollups, so both query paths were compared; region and city are
@@ -84,7 +85,7 @@ func TestGeography(t *testing.T) {
 	t.Run("filter by country", func(t *testing.T) {
 		r := in.query(t, map[string]any{"site_id": site, "metrics": []string{"visitors"}, "dimensions": []string{"visit:city"},
 			"filters": []any{[]any{"is", "visit:country", []string{"DE"}}}, "date_range": dateRange})
-		if len(r.Results) != 1 || dimString(r.Results[0].Dimensions[0]) != "Berlin" || r.Results[0].Metrics[0] != 2 {
+		if len(r.Results) != 1 || testkit.DimString(r.Results[0].Dimensions[0]) != "Berlin" || r.Results[0].Metrics[0] != 2 {
 			t.Fatalf("cities of DE: %+v; want Berlin with 2 visitors", r.Results)
 		}
 	})

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/glimpse-analytics/glimpse/test/testkit"
 )
 
 var mpSecretPattern = regexp.MustCompile(`^gmp_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$`)
@@ -36,11 +38,11 @@ func mpSend(t *testing.T, in *instance, site, secret, body string) (int, string)
 // page that moved on keeps a row of 0 visits).
 func breakdown(t *testing.T, in *instance, site, metric, dim string) map[string]int {
 	t.Helper()
-	r := in.query(t, map[string]any{"site_id": site, "metrics": []string{metric}, "dimensions": []string{dim}, "date_range": todayRange()})
+	r := in.query(t, map[string]any{"site_id": site, "metrics": []string{metric}, "dimensions": []string{dim}, "date_range": testkit.TodayRange()})
 	out := map[string]int{}
 	for _, row := range r.Results {
 		if row.Metrics[0] != 0 {
-			out[dimString(row.Dimensions[0])] = int(row.Metrics[0])
+			out[testkit.DimString(row.Dimensions[0])] = int(row.Metrics[0])
 		}
 	}
 	return out
@@ -64,7 +66,7 @@ func TestMPEventsThroughGlimpseAll(t *testing.T) {
 		t.Fatalf("mp-secret list after a revoke:\n%s", out)
 	}
 
-	in := start(t, freeAddr(t), dataDir, "--collector.open-sites=false")
+	in := start(t, testkit.FreeAddr(t), dataDir, "--collector.open-sites=false")
 
 	// Refused requests count nothing.
 	for _, c := range []struct {
@@ -97,7 +99,7 @@ func TestMPEventsThroughGlimpseAll(t *testing.T) {
 	}
 
 	totals := func() (map[string]float64, string) {
-		r := in.query(t, map[string]any{"site_id": site, "metrics": []string{"visitors", "visits", "pageviews", "events"}, "date_range": todayRange()})
+		r := in.query(t, map[string]any{"site_id": site, "metrics": []string{"visitors", "visits", "pageviews", "events"}, "date_range": testkit.TodayRange()})
 		m := r.Results[0].Metrics
 		got := map[string]float64{"visitors": m[0], "visits": m[1], "pageviews": m[2], "events": m[3]}
 		return got, fmt.Sprint(got)
@@ -110,7 +112,7 @@ func TestMPEventsThroughGlimpseAll(t *testing.T) {
 	time.Sleep(time.Second) // a late duplicate would show up by now
 	got, _ := totals()
 	for k, v := range want {
-		checkEqual(t, k, got[k], v)
+		testkit.CheckEqual(t, k, got[k], v)
 	}
 	checks := []struct {
 		metric, dim string
@@ -133,7 +135,7 @@ func TestMPEventsThroughGlimpseAll(t *testing.T) {
 	}
 
 	t.Run("Export", func(t *testing.T) { checkExport(t, in, site) })
-	skipIfDayChanged(t, started)
+	testkit.SkipIfDayChanged(t, started)
 }
 
 func sortedMap(m map[string]int) []string {
@@ -148,7 +150,7 @@ func sortedMap(m map[string]int) []string {
 // checkExport downloads the site's export and compares every CSV with the JSON answer of the
 // same query.
 func checkExport(t *testing.T, in *instance, site string) {
-	dr := todayRange()
+	dr := testkit.TodayRange()
 	u := in.BaseURL + "/api/v1/export?" + url.Values{"site_id": {site}, "date_range": {dr[0] + "," + dr[1]}}.Encode()
 	req, _ := http.NewRequest(http.MethodGet, u, nil)
 	req.Header.Set("Authorization", "Bearer "+in.Key)
@@ -196,7 +198,7 @@ func checkExport(t *testing.T, in *instance, site string) {
 		for _, row := range r.Results {
 			rec := []string{}
 			for _, d := range row.Dimensions {
-				rec = append(rec, dimString(d))
+				rec = append(rec, testkit.DimString(d))
 			}
 			for _, m := range row.Metrics {
 				rec = append(rec, strconv.FormatFloat(m, 'f', -1, 64))

@@ -15,6 +15,8 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/glimpse-analytics/glimpse/test/testkit"
 )
 
 func init() {
@@ -41,7 +43,7 @@ func TestOpenAPIExamplesAgainstGlimpseAll(t *testing.T) {
 	dataDir := t.TempDir()
 	mustCLI(t, dataDir, "sites", "add", "example.com")
 	secret := strings.TrimSpace(mustCLI(t, dataDir, "sites", "mp-secret", "create", "example.com", "--quiet"))
-	in := start(t, freeAddr(t), dataDir)
+	in := start(t, testkit.FreeAddr(t), dataDir)
 	if in.Key == "" {
 		t.Fatal("no admin key in the output of glimpse all")
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/glimpse-analytics/glimpse/test/testkit"
 )
 
 // cli runs a glimpse command on dataDir and returns its standard output and error.
@@ -73,7 +75,7 @@ func ask(t *testing.T, in *instance, site, key string) (int, int) {
 	if resp.StatusCode != http.StatusOK {
 		return resp.StatusCode, 0
 	}
-	var r queryResult
+	var r testkit.QueryResult
 	if err := json.Unmarshal(raw, &r); err != nil || len(r.Results) == 0 {
 		t.Fatalf("answer %s: %v", raw, err)
 	}
@@ -125,7 +127,7 @@ func TestSitesAndKeys(t *testing.T) {
 		t.Errorf("sites list:\n%s", sitesList)
 	}
 
-	in := start(t, freeAddr(t), dataDir, "--collector.open-sites=false", "--processor.flush-interval=100ms")
+	in := start(t, testkit.FreeAddr(t), dataDir, "--collector.open-sites=false", "--processor.flush-interval=100ms")
 	if in.Key == "" {
 		t.Fatal("no admin key link on the first start of glimpse all")
 	}
@@ -193,12 +195,12 @@ func TestSitesAndKeys(t *testing.T) {
 	if list := mustCLI(t, dataDir, "sites", "list"); strings.Contains(list, "pub.example") {
 		t.Errorf("a removed site is listed:\n%s", list)
 	}
-	again := start(t, freeAddr(t), dataDir, "--collector.open-sites=false")
+	again := start(t, testkit.FreeAddr(t), dataDir, "--collector.open-sites=false")
 	waitFor(t, 10*time.Second, "the welcome output", func() (bool, string) {
-		return strings.Contains(again.logs.String(), "glimpse keys create --admin"), again.logs.String()
+		return strings.Contains(again.output(), "glimpse keys create --admin"), again.output()
 	})
-	if keyLink.MatchString(again.logs.String()) {
-		t.Errorf("the second start printed a new admin key: %s", again.logs.String())
+	if keyLink.MatchString(again.output()) {
+		t.Errorf("the second start printed a new admin key: %s", again.output())
 	}
 	if code, _ := ask(t, again, "shop.example", shopKey); code != 401 {
 		t.Errorf("a revoked key: HTTP %d, want 401", code)

@@ -18,6 +18,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/internal/loadgen"
 	"github.com/glimpse-analytics/glimpse/internal/store/cassandra"
 	"github.com/glimpse-analytics/glimpse/services/processor"
+	"github.com/glimpse-analytics/glimpse/test/testkit"
 )
 
 // comparedQueries are the questions asked of two stores that must answer alike: totals,
@@ -52,14 +53,14 @@ func comparedQueries(site string) map[string]map[string]any {
 	}
 	for _, q := range qs {
 		q["site_id"] = site
-		q["date_range"] = TodayRange()
+		q["date_range"] = testkit.TodayRange()
 		q["limit"] = 1000
 	}
 	return qs
 }
 
 // answers asks every query and returns the results as canonical JSON, by query name.
-func answers(t *testing.T, api API, qs map[string]map[string]any) map[string]string {
+func answers(t *testing.T, api testkit.API, qs map[string]map[string]any) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for name, q := range qs {
@@ -101,17 +102,17 @@ func TestCassandraMatchesEmbedded(t *testing.T) {
 
 	embeddedDir := t.TempDir()
 	embedded := f.Start("all", "--data-dir="+embeddedDir)
-	WaitFor(t, 10*time.Second, "the admin key link of the first start", func() (bool, string) {
+	testkit.WaitFor(t, 10*time.Second, "the admin key link of the first start", func() (bool, string) {
 		return welcomeKey.MatchString(embedded.Logs()), "not printed yet"
 	})
-	embeddedAPI := API{URL: embedded.URL, Key: welcomeKey.FindStringSubmatch(embedded.Logs())[1]}
+	embeddedAPI := testkit.API{URL: embedded.URL, Key: welcomeKey.FindStringSubmatch(embedded.Logs())[1]}
 	// The Cassandra one keeps its embedded bus elsewhere; its key is made with the CLI.
 	cass := f.Start("all", append([]string{"--data-dir=" + filepath.Join(t.TempDir(), "bus")}, f.StoreFlags()...)...)
 	cassAPI := f.API(cass)
 
 	for _, in := range []struct {
 		p   *Proc
-		api API
+		api testkit.API
 	}{{embedded, embeddedAPI}, {cass, cassAPI}} {
 		rep := loadgen.Send(context.Background(), plan, loadgen.SendOptions{Target: in.p.URL, Concurrency: 32})
 		t.Logf("%s: sent %d beacons in %s (%.0f/s)", in.p.Name, rep.Sent, rep.Elapsed.Round(time.Millisecond), rep.Rate())
@@ -120,7 +121,7 @@ func TestCassandraMatchesEmbedded(t *testing.T) {
 		}
 		waitCounted(t, in.api, expected, time.Minute)
 	}
-	SkipIfDayChanged(t, started)
+	testkit.SkipIfDayChanged(t, started)
 
 	t.Run("cassandra as expected", func(t *testing.T) { checkCounts(t, cassAPI, expected, started, true) })
 	t.Run("embedded as expected", func(t *testing.T) { checkCounts(t, embeddedAPI, expected, started, true) })
@@ -155,13 +156,13 @@ func TestCassandraReplay(t *testing.T) {
 	expected := plan.Expect(nil)
 	waitCounted(t, api, expected, 2*time.Minute)
 	proc.Stop(30 * time.Second) // final flush, checkpoint and commit
-	SkipIfDayChanged(t, started)
+	testkit.SkipIfDayChanged(t, started)
 
 	qs := comparedQueries(site)
 	// Once processed, unique visitors and durations are fixed too: compare them as well.
-	qs["totals/all"] = map[string]any{"site_id": site, "metrics": totalsMetrics, "date_range": TodayRange()}
-	qs["by page/all"] = map[string]any{"site_id": site, "metrics": totalsMetrics, "dimensions": []string{"event:page"}, "date_range": TodayRange(), "limit": 1000}
-	qs["by hour"] = map[string]any{"site_id": site, "metrics": totalsMetrics, "dimensions": []string{"time:hour"}, "date_range": TodayRange()}
+	qs["totals/all"] = map[string]any{"site_id": site, "metrics": totalsMetrics, "date_range": testkit.TodayRange()}
+	qs["by page/all"] = map[string]any{"site_id": site, "metrics": totalsMetrics, "dimensions": []string{"event:page"}, "date_range": testkit.TodayRange(), "limit": 1000}
+	qs["by hour"] = map[string]any{"site_id": site, "metrics": totalsMetrics, "dimensions": []string{"time:hour"}, "date_range": testkit.TodayRange()}
 	before := answers(t, api, qs)
 	// Checked over and over while a replay runs; all of qs once it is done.
 	live := map[string]map[string]any{}
@@ -178,9 +179,9 @@ func TestCassandraReplay(t *testing.T) {
 			"--processor.flush-interval=100ms", "--processor.checkpoint-interval=300ms")
 		checks := 0
 		var midway []string // processed counts seen before the end
-		WaitFor(t, 2*time.Minute, name+" to process the whole topic again", func() (bool, string) {
+		testkit.WaitFor(t, 2*time.Minute, name+" to process the whole topic again", func() (bool, string) {
 			if diffs := diffAnswers(liveBefore, answers(t, api, live)); len(diffs) > 0 {
-				t.Fatalf("%s changed %d answers while it ran, after %s:\n%s", name, len(diffs), time.Since(started).Round(time.Millisecond), strings.Join(head(diffs, 5), "\n"))
+				t.Fatalf("%s changed %d answers while it ran, after %s:\n%s", name, len(diffs), time.Since(started).Round(time.Millisecond), strings.Join(testkit.Head(diffs, 5), "\n"))
 			}
 			checks++
 			n := p.Metric("glimpse_processor_events_processed_total")
@@ -191,7 +192,7 @@ func TestCassandraReplay(t *testing.T) {
 		})
 		p.Stop(30 * time.Second) // its final flush and checkpoint
 		if diffs := diffAnswers(before, answers(t, api, qs)); len(diffs) > 0 {
-			t.Fatalf("after %s %d answers differ:\n%s", name, len(diffs), strings.Join(head(diffs, 5), "\n"))
+			t.Fatalf("after %s %d answers differ:\n%s", name, len(diffs), strings.Join(testkit.Head(diffs, 5), "\n"))
 		}
 		t.Logf("%s reprocessed %d events; %d answers unchanged at each of %d checks while it ran (%d of them midway, at %v events), all %d after",
 			name, plan.Events(), len(live), checks, len(midway), midway, len(qs))
@@ -247,7 +248,7 @@ func deleteGroup(t *testing.T, f *Fleet, group string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	client := &kafkago.Client{Addr: kafkago.TCP(f.Kafka), Timeout: 10 * time.Second}
-	WaitFor(t, 30*time.Second, "the consumer group "+group+" to be deleted", func() (bool, string) {
+	testkit.WaitFor(t, 30*time.Second, "the consumer group "+group+" to be deleted", func() (bool, string) {
 		res, err := client.DeleteGroups(ctx, &kafkago.DeleteGroupsRequest{GroupIDs: []string{group}})
 		if err != nil {
 			return false, err.Error()
@@ -283,7 +284,7 @@ func TestCassandraOutage(t *testing.T) {
 		done <- loadgen.Send(context.Background(), plan, loadgen.SendOptions{Target: c.URL, Concurrency: 16, Rate: float64(total) / 30,
 			Timeout: 10 * time.Second, Retries: 100, Progress: func(_, a, _ int64) { acked.Store(a) }})
 	}()
-	WaitFor(t, time.Minute, "a quarter of the beacons to be acknowledged", func() (bool, string) {
+	testkit.WaitFor(t, time.Minute, "a quarter of the beacons to be acknowledged", func() (bool, string) {
 		return acked.Load() >= total/4, fmt.Sprintf("%d of %d", acked.Load(), total)
 	})
 	commits := func() float64 {
@@ -297,7 +298,7 @@ func TestCassandraOutage(t *testing.T) {
 	ackedAtStop := acked.Load()
 
 	// The processors notice and retry; after a checkpoint interval that failed, no commit.
-	WaitFor(t, 30*time.Second, "the processors to retry store writes", func() (bool, string) {
+	testkit.WaitFor(t, 30*time.Second, "the processors to retry store writes", func() (bool, string) {
 		n := retries()
 		return n > 0, fmt.Sprintf("%.0f retries", n)
 	})
@@ -305,8 +306,8 @@ func TestCassandraOutage(t *testing.T) {
 	commitsDown := commits()
 
 	// The query API says what is wrong.
-	WaitFor(t, 30*time.Second, "the query API to answer 503", func() (bool, string) {
-		code, body, err := api.Raw(map[string]any{"site_id": site, "metrics": []string{"pageviews"}, "date_range": TodayRange()})
+	testkit.WaitFor(t, 30*time.Second, "the query API to answer 503", func() (bool, string) {
+		code, body, err := api.Raw(map[string]any{"site_id": site, "metrics": []string{"pageviews"}, "date_range": testkit.TodayRange()})
 		if err != nil {
 			return false, err.Error()
 		}
@@ -336,15 +337,15 @@ func TestCassandraOutage(t *testing.T) {
 	cass.Start()
 	back := time.Now()
 	// How long the services take to use Cassandra again once it answers.
-	WaitFor(t, 2*time.Minute, "the query API to answer again after Cassandra's return", func() (bool, string) {
-		code, body, err := api.Raw(map[string]any{"site_id": site, "metrics": []string{"pageviews"}, "date_range": TodayRange()})
+	testkit.WaitFor(t, 2*time.Minute, "the query API to answer again after Cassandra's return", func() (bool, string) {
+		code, body, err := api.Raw(map[string]any{"site_id": site, "metrics": []string{"pageviews"}, "date_range": testkit.TodayRange()})
 		if err != nil {
 			return false, err.Error()
 		}
 		return code == http.StatusOK, fmt.Sprintf("HTTP %d: %s", code, body)
 	})
 	queryBack := time.Since(back)
-	WaitFor(t, 2*time.Minute, "the processors to commit again after Cassandra's return", func() (bool, string) {
+	testkit.WaitFor(t, 2*time.Minute, "the processors to commit again after Cassandra's return", func() (bool, string) {
 		return commits() > commitsDown, "no commit yet"
 	})
 	t.Logf("after Cassandra answered again: the query API answered 200 after %s, the processors committed after %s",
@@ -383,7 +384,7 @@ func TestCassandraSchema(t *testing.T) {
 			if code == 0 {
 				t.Errorf("%s: %s exited 0 on a keyspace %s", why, target, why)
 			}
-			last := lastLine(p.Logs())
+			last := testkit.LastLine(p.Logs())
 			for _, w := range wants {
 				if !strings.Contains(last, w) {
 					t.Errorf("%s: %s's error lacks %q:\n%s", why, target, w, last)

@@ -2,12 +2,12 @@ package fleet
 
 import (
 	"fmt"
-	"math"
 	"sort"
 	"testing"
 	"time"
 
 	"github.com/glimpse-analytics/glimpse/internal/loadgen"
+	"github.com/glimpse-analytics/glimpse/test/testkit"
 )
 
 // visitorTolerance is the relative error allowed on unique visitors: they are HyperLogLog
@@ -23,12 +23,12 @@ var totalsMetrics = []string{"visitors", "visits", "pageviews", "events", "bounc
 // waitCounted waits until every site's page views and custom events reach the expected
 // numbers (the processors caught up), failing after timeout; it fails at once when a
 // number goes beyond what was sent.
-func waitCounted(t *testing.T, api API, expected map[string]*loadgen.Counts, timeout time.Duration) {
+func waitCounted(t *testing.T, api testkit.API, expected map[string]*loadgen.Counts, timeout time.Duration) {
 	t.Helper()
 	for _, site := range sortedSites(expected) {
 		want := expected[site]
-		WaitFor(t, timeout, site+" page views and events", func() (bool, string) {
-			r := api.Query(t, map[string]any{"site_id": site, "metrics": []string{"pageviews", "events"}, "date_range": TodayRange()})
+		testkit.WaitFor(t, timeout, site+" page views and events", func() (bool, string) {
+			r := api.Query(t, map[string]any{"site_id": site, "metrics": []string{"pageviews", "events"}, "date_range": testkit.TodayRange()})
 			if len(r.Results) == 0 {
 				return false, "no results yet"
 			}
@@ -45,7 +45,7 @@ func waitCounted(t *testing.T, api API, expected map[string]*loadgen.Counts, tim
 // expected ones: totals (from rollups and from a scan of stored events) and the page,
 // source, entry/exit page and device breakdowns in the promised order. Visitors are
 // compared within visitorTolerance; everything else exactly.
-func checkCounts(t *testing.T, api API, expected map[string]*loadgen.Counts, started time.Time, scan bool) {
+func checkCounts(t *testing.T, api testkit.API, expected map[string]*loadgen.Counts, started time.Time, scan bool) {
 	t.Helper()
 	for _, site := range sortedSites(expected) {
 		want := expected[site]
@@ -55,7 +55,7 @@ func checkCounts(t *testing.T, api API, expected map[string]*loadgen.Counts, sta
 				modes = append(modes, true)
 			}
 			for _, forceScan := range modes {
-				q := map[string]any{"site_id": site, "metrics": totalsMetrics, "date_range": TodayRange()}
+				q := map[string]any{"site_id": site, "metrics": totalsMetrics, "date_range": testkit.TodayRange()}
 				if forceScan {
 					q["filters"] = scanFilter
 				}
@@ -64,38 +64,28 @@ func checkCounts(t *testing.T, api API, expected map[string]*loadgen.Counts, sta
 					t.Fatalf("scan=%v: want one result row, got %+v", forceScan, r)
 				}
 				m := r.Results[0].Metrics
-				checkNear(t, fmt.Sprintf("scan=%v visitors", forceScan), m[0], float64(want.Visitors), visitorTolerance)
-				checkEqual(t, fmt.Sprintf("scan=%v visits", forceScan), m[1], float64(want.Visits))
-				checkEqual(t, fmt.Sprintf("scan=%v pageviews", forceScan), m[2], float64(want.Pageviews))
-				checkEqual(t, fmt.Sprintf("scan=%v events", forceScan), m[3], float64(want.Events))
-				checkEqual(t, fmt.Sprintf("scan=%v bounce_rate", forceScan), m[4], want.BounceRate())
-				checkEqual(t, fmt.Sprintf("scan=%v views_per_visit", forceScan), m[5], want.ViewsPerVisit())
+				testkit.CheckNear(t, fmt.Sprintf("scan=%v visitors", forceScan), m[0], float64(want.Visitors), visitorTolerance)
+				testkit.CheckEqual(t, fmt.Sprintf("scan=%v visits", forceScan), m[1], float64(want.Visits))
+				testkit.CheckEqual(t, fmt.Sprintf("scan=%v pageviews", forceScan), m[2], float64(want.Pageviews))
+				testkit.CheckEqual(t, fmt.Sprintf("scan=%v events", forceScan), m[3], float64(want.Events))
+				testkit.CheckEqual(t, fmt.Sprintf("scan=%v bounce_rate", forceScan), m[4], want.BounceRate())
+				testkit.CheckEqual(t, fmt.Sprintf("scan=%v views_per_visit", forceScan), m[5], want.ViewsPerVisit())
 				if m[6] < 0 || m[6] > time.Since(started).Seconds()+1 {
 					t.Errorf("scan=%v visit_duration %v s is impossible for a run of %s", forceScan, m[6], time.Since(started))
 				}
 			}
 		})
-		breakdowns := []struct {
-			dim, metric string
-			want        map[string]int
-		}{
-			{"event:page", "pageviews", want.Pages},
-			{"visit:source", "visits", want.Sources},
-			{"visit:entry_page", "visits", want.EntryPages},
-			{"visit:exit_page", "visits", want.ExitPages},
-			{"visit:device", "visits", want.Devices},
-		}
-		for _, b := range breakdowns {
-			t.Run(site+"/"+b.dim, func(t *testing.T) {
-				q := map[string]any{"site_id": site, "metrics": []string{b.metric}, "dimensions": []string{b.dim}, "date_range": TodayRange(), "limit": 1000}
+		for _, b := range testkit.Breakdowns(want) {
+			t.Run(site+"/"+b.Dim, func(t *testing.T) {
+				q := map[string]any{"site_id": site, "metrics": []string{b.Metric}, "dimensions": []string{b.Dim}, "date_range": testkit.TodayRange(), "limit": 1000}
 				r := api.Query(t, q)
 				got := r.Breakdown()
-				if fmt.Sprint(sortedKV(got)) != fmt.Sprint(sortedKV(b.want)) {
-					t.Fatalf("%s by %s:\n got %v\nwant %v", b.metric, b.dim, sortedKV(got), sortedKV(b.want))
+				if fmt.Sprint(testkit.SortedKV(got)) != fmt.Sprint(testkit.SortedKV(b.Want)) {
+					t.Fatalf("%s by %s:\n got %v\nwant %v", b.Metric, b.Dim, testkit.SortedKV(got), testkit.SortedKV(b.Want))
 				}
-				top := loadgen.TopN(b.want, 0)
+				top := loadgen.TopN(b.Want, 0)
 				for i, row := range r.Results {
-					if DimString(row.Dimensions[0]) != top[i].Key || int(row.Metrics[0]) != top[i].Value {
+					if testkit.DimString(row.Dimensions[0]) != top[i].Key || int(row.Metrics[0]) != top[i].Value {
 						t.Fatalf("row %d is %v, want %v (metric descending, then value)", i, row, top[i])
 					}
 				}
@@ -124,12 +114,12 @@ func acknowledgedPaths(p *loadgen.Plan, rep *loadgen.Report, mustOnce, mayOnce m
 
 // checkExactlyOnce waits until every path in mustOnce is counted, then fails if any path
 // is counted more than once or a path nobody sent shows up. It returns the page-view total.
-func checkExactlyOnce(t *testing.T, api API, site string, mustOnce, mayOnce map[string]bool, timeout time.Duration) int {
+func checkExactlyOnce(t *testing.T, api testkit.API, site string, mustOnce, mayOnce map[string]bool, timeout time.Duration) int {
 	t.Helper()
 	var counts map[string]int
-	WaitFor(t, timeout, "every acknowledged page view to be counted", func() (bool, string) {
+	testkit.WaitFor(t, timeout, "every acknowledged page view to be counted", func() (bool, string) {
 		r := api.Query(t, map[string]any{"site_id": site, "metrics": []string{"pageviews"}, "dimensions": []string{"event:page"},
-			"date_range": TodayRange(), "limit": 100000})
+			"date_range": testkit.TodayRange(), "limit": 100000})
 		counts = r.Breakdown()
 		missing := 0
 		for p := range mustOnce {
@@ -154,40 +144,10 @@ func checkExactlyOnce(t *testing.T, api API, site string, mustOnce, mayOnce map[
 	}
 	sort.Strings(twice)
 	if len(twice) > 0 || len(unknown) > 0 {
-		t.Fatalf("counted more than once: %d %v; never sent: %v", len(twice), head(twice, 20), head(unknown, 20))
+		t.Fatalf("counted more than once: %d %v; never sent: %v", len(twice), testkit.Head(twice, 20), testkit.Head(unknown, 20))
 	}
 	t.Logf("%d acknowledged page views each counted exactly once; %d never acknowledged were counted once (landed, answer lost)", len(mustOnce), late)
 	return total
-}
-
-func head(s []string, n int) []string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
-
-func checkEqual(t *testing.T, name string, got, want float64) {
-	t.Helper()
-	if got != want {
-		t.Errorf("%s = %v, want %v", name, got, want)
-	}
-}
-
-func checkNear(t *testing.T, name string, got, want, tolerance float64) {
-	t.Helper()
-	if math.Abs(got-want) > want*tolerance {
-		t.Errorf("%s = %v, want %v within %.0f%%", name, got, want, tolerance*100)
-	}
-}
-
-func sortedKV(m map[string]int) []string {
-	out := make([]string, 0, len(m))
-	for k, v := range m {
-		out = append(out, fmt.Sprintf("%q=%d", k, v))
-	}
-	sort.Strings(out)
-	return out
 }
 
 func sortedSites(m map[string]*loadgen.Counts) []string {

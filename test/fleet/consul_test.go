@@ -9,6 +9,7 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/internal/loadgen"
 	"github.com/glimpse-analytics/glimpse/services/registry"
+	"github.com/glimpse-analytics/glimpse/test/testkit"
 )
 
 // consulOutage is how long the Consul agent stays down under load.
@@ -58,14 +59,14 @@ func TestGatewayRoutesWhileConsulIsDown(t *testing.T) {
 	agent.Stop()
 	stoppedAt := time.Now()
 	acceptedAtStop := gw.Metric(mGatewayRequests, "route", "event", "code", "202")
-	WaitFor(t, 15*time.Second, "the gateway to notice that Consul is gone", func() (bool, string) {
+	testkit.WaitFor(t, 15*time.Second, "the gateway to notice that Consul is gone", func() (bool, string) {
 		v := gw.Metric(mConsulReachable)
 		return v == 0, fmt.Sprintf("glimpse_registry_consul_reachable %v", v)
 	})
 	// Queries are routed from the cache too, while beacons keep flowing.
 	queriesDuring := 0
 	for time.Since(stoppedAt) < consulOutage {
-		q := f.Query(t, gw.URL, map[string]any{"site_id": site, "metrics": []string{"pageviews"}, "date_range": TodayRange()})
+		q := f.Query(t, gw.URL, map[string]any{"site_id": site, "metrics": []string{"pageviews"}, "date_range": testkit.TodayRange()})
 		if len(q.Results) != 1 {
 			t.Fatalf("query during the outage: %+v", q)
 		}
@@ -87,7 +88,7 @@ func TestGatewayRoutesWhileConsulIsDown(t *testing.T) {
 
 	agent.Start() // a dev agent: an empty catalog
 	backAt := time.Now()
-	WaitFor(t, 30*time.Second, "every collector and query service to be registered and passing again", func() (bool, string) {
+	testkit.WaitFor(t, 30*time.Second, "every collector and query service to be registered and passing again", func() (bool, string) {
 		var missing []string
 		for svc, ps := range registered {
 			if m := missingFromConsul(agent.Addr, svc, ps); m != "" {
@@ -97,7 +98,7 @@ func TestGatewayRoutesWhileConsulIsDown(t *testing.T) {
 		return len(missing) == 0, strings.Join(missing, "; ")
 	})
 	reregistered := time.Since(backAt)
-	WaitFor(t, 15*time.Second, "the gateway to reach Consul again", func() (bool, string) {
+	testkit.WaitFor(t, 15*time.Second, "the gateway to reach Consul again", func() (bool, string) {
 		v := gw.Metric(mConsulReachable)
 		return v == 1, fmt.Sprintf("glimpse_registry_consul_reachable %v", v)
 	})
@@ -127,7 +128,7 @@ func TestGatewayRoutesWhileConsulIsDown(t *testing.T) {
 		for _, at := range times {
 			when = append(when, fmt.Sprintf("%+.1fs", at.Sub(stoppedAt).Seconds()))
 		}
-		t.Fatalf("%d beacons failed (at %v from the stop; causes %v %v); want none", len(times), head(when, 20), repDuring.Errors, repAfter.Errors)
+		t.Fatalf("%d beacons failed (at %v from the stop; causes %v %v); want none", len(times), testkit.Head(when, 20), repDuring.Errors, repAfter.Errors)
 	}
 	book := newBeaconLedger(site)
 	book.add(during, repDuring, true)
@@ -142,7 +143,7 @@ func TestGatewayRoutesWhileConsulIsDown(t *testing.T) {
 		}
 	}
 	pvs, evs := book.checkStore(t, f, gw.URL, 90*time.Second)
-	SkipIfDayChanged(t, started)
+	testkit.SkipIfDayChanged(t, started)
 	t.Logf("Consul down for %s (after a stop of its own): routing from its cache, the gateway answered %d queries and %v beacons with 2xx, none failed",
 		consulOutage, queriesDuring, acceptedDuring)
 	t.Logf("agent back: every instance registered and passing again %s later, without restarts; %d more beacons after that, none failed",

@@ -20,6 +20,7 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/internal/loadgen"
 	"github.com/glimpse-analytics/glimpse/services/registry"
+	"github.com/glimpse-analytics/glimpse/test/testkit"
 )
 
 // The gateway tests run a gateway in front of collector and query processes on the real
@@ -78,7 +79,7 @@ func collectorAccepted(p *Proc) float64 {
 func waitRoutes(t *testing.T, gw *Proc, service string, n int) {
 	t.Helper()
 	client := &http.Client{Timeout: 5 * time.Second}
-	WaitFor(t, 30*time.Second, fmt.Sprintf("the gateway to list %d %s instances", n, service), func() (bool, string) {
+	testkit.WaitFor(t, 30*time.Second, fmt.Sprintf("the gateway to list %d %s instances", n, service), func() (bool, string) {
 		switch service {
 		case registry.Collector:
 			// A beacon no collector counts: an unknown site is dropped with 202.
@@ -130,27 +131,6 @@ func (c *failureClock) count() int {
 	return len(c.times)
 }
 
-// failedBeacons is a plan of the beacons of p that got no 2xx in rep, in their visits' order,
-// to send again with the same bodies (what the tracker does after a 5xx).
-func failedBeacons(p *loadgen.Plan, rep *loadgen.Report) *loadgen.Plan {
-	var visits []loadgen.Visit
-	for vi, v := range p.Visits {
-		var again []loadgen.Beacon
-		for bi, b := range v.Beacons {
-			if !rep.Outcome[vi][bi] {
-				again = append(again, b)
-			}
-		}
-		if len(again) > 0 {
-			w := v
-			w.Beacons = again
-			visits = append(visits, w)
-		}
-	}
-	q := &loadgen.Plan{Visits: visits}
-	return q.Slice(0, len(visits))
-}
-
 // beaconLedger is what was sent to a site with a UniquePaths plan: each page view has its own
 // path, so the store's page breakdown shows exactly which beacons it holds.
 type beaconLedger struct {
@@ -200,9 +180,9 @@ func (l *beaconLedger) add(p *loadgen.Plan, rep *loadgen.Report, first bool) {
 func (l *beaconLedger) checkStore(t *testing.T, f *Fleet, base string, timeout time.Duration) (int, int) {
 	t.Helper()
 	var counts map[string]int
-	WaitFor(t, timeout, "every page view sent to be counted", func() (bool, string) {
+	testkit.WaitFor(t, timeout, "every page view sent to be counted", func() (bool, string) {
 		r := f.Query(t, base, map[string]any{"site_id": l.site, "metrics": []string{"pageviews"}, "dimensions": []string{"event:page"},
-			"date_range": TodayRange(), "limit": 100000})
+			"date_range": testkit.TodayRange(), "limit": 100000})
 		counts = r.Breakdown()
 		missing := 0
 		for p := range l.pageviews {
@@ -225,11 +205,11 @@ func (l *beaconLedger) checkStore(t *testing.T, f *Fleet, base string, timeout t
 	}
 	sort.Strings(bad)
 	if len(bad) > 0 {
-		t.Fatalf("the store holds page views it must not: %d, e.g. %v", len(bad), head(bad, 20))
+		t.Fatalf("the store holds page views it must not: %d, e.g. %v", len(bad), testkit.Head(bad, 20))
 	}
 	var events int
-	WaitFor(t, timeout, "the custom events", func() (bool, string) {
-		r := f.Query(t, base, map[string]any{"site_id": l.site, "metrics": []string{"events"}, "date_range": TodayRange()})
+	testkit.WaitFor(t, timeout, "the custom events", func() (bool, string) {
+		r := f.Query(t, base, map[string]any{"site_id": l.site, "metrics": []string{"events"}, "date_range": testkit.TodayRange()})
 		if len(r.Results) > 0 {
 			events = int(r.Results[0].Metrics[0])
 		}
@@ -280,7 +260,7 @@ func TestGatewayCollectorKilledAndRestarted(t *testing.T) {
 		done <- loadgen.Send(context.Background(), plan, loadgen.SendOptions{Target: gw.URL, Concurrency: 8, Rate: rate, Timeout: 10 * time.Second, Progress: clock.progress})
 	}()
 
-	WaitFor(t, 15*time.Second, "both collectors to take traffic", func() (bool, string) {
+	testkit.WaitFor(t, 15*time.Second, "both collectors to take traffic", func() (bool, string) {
 		a, b := collectorAccepted(c1), collectorAccepted(c2)
 		return a >= 50 && b >= 50, fmt.Sprintf("collector-1 %v, collector-2 %v", a, b)
 	})
@@ -295,7 +275,7 @@ func TestGatewayCollectorKilledAndRestarted(t *testing.T) {
 	// failed connections outnumber its successes of the breaker's window) or Consul's health
 	// check. Until then connections to it are refused and those beacons go to the survivor.
 	var outBy string
-	WaitFor(t, 10*time.Second, "the gateway to stop choosing the killed collector", func() (bool, string) {
+	testkit.WaitFor(t, 10*time.Second, "the gateway to stop choosing the killed collector", func() (bool, string) {
 		opened := gw.Metric(mBreakerTransitions, "upstream", killedURL, "to", "open")
 		listed := gw.Metric(mRegistryInstances, "service", registry.Collector)
 		switch {
@@ -315,7 +295,7 @@ func TestGatewayCollectorKilledAndRestarted(t *testing.T) {
 
 	c1 = c1.Restart()
 	restartedAt := time.Now()
-	WaitFor(t, 20*time.Second, "the restarted collector to take traffic", func() (bool, string) {
+	testkit.WaitFor(t, 20*time.Second, "the restarted collector to take traffic", func() (bool, string) {
 		v := collectorAccepted(c1)
 		return v >= 20, fmt.Sprintf("%v accepted", v)
 	})
@@ -351,7 +331,7 @@ func TestGatewayCollectorKilledAndRestarted(t *testing.T) {
 	book := newBeaconLedger(site)
 	book.add(plan, rep, true)
 	if rep.Failed > 0 {
-		again := failedBeacons(plan, rep)
+		again := testkit.FailedBeacons(plan, rep)
 		rep2 := loadgen.Send(context.Background(), again, loadgen.SendOptions{Target: gw.URL, Concurrency: 2, Retries: 5})
 		if rep2.Failed != 0 {
 			t.Fatalf("resending %d failed beacons: %d failed again: %v", again.Events(), rep2.Failed, rep2.Errors)
@@ -362,7 +342,7 @@ func TestGatewayCollectorKilledAndRestarted(t *testing.T) {
 		t.Fatalf("sent %d beacons, %d got a 2xx", book.sent, book.acked)
 	}
 	pvs, evs := book.checkStore(t, f, gw.URL, 90*time.Second)
-	SkipIfDayChanged(t, started)
+	testkit.SkipIfDayChanged(t, started)
 
 	t.Logf("load: %d beacons at %d/s over %s through the gateway to 2 collectors; the killed collector was out of the rotation %s after the kill (%s); the survivor took %v beacons in the next 4s",
 		rep.Sent, rate, loadTook.Round(100*time.Millisecond), tripped.Round(time.Millisecond), outBy, survivorGot)
@@ -652,8 +632,8 @@ func TestGatewayLimitsAndAccess(t *testing.T) {
 
 	t.Run("access", func(t *testing.T) {
 		admin := f.Key()
-		keyA := strings.TrimSpace(lastLine(f.Glimpse("keys", "create", "--site="+siteA, "--quiet")))
-		keyB := strings.TrimSpace(lastLine(f.Glimpse("keys", "create", "--site="+siteB, "--quiet")))
+		keyA := strings.TrimSpace(testkit.LastLine(f.Glimpse("keys", "create", "--site="+siteA, "--quiet")))
+		keyB := strings.TrimSpace(testkit.LastLine(f.Glimpse("keys", "create", "--site="+siteB, "--quiet")))
 		unknownBefore := col.Metric(mCollectorEvents, "result", "unknown_site")
 		foreignBefore := col.Metric(mCollectorEvents, "result", "foreign_hostname")
 
@@ -676,7 +656,7 @@ func TestGatewayLimitsAndAccess(t *testing.T) {
 		}
 
 		// Reads: the key must cover the site.
-		WaitFor(t, 60*time.Second, "the counted page view", func() (bool, string) {
+		testkit.WaitFor(t, 60*time.Second, "the counted page view", func() (bool, string) {
 			r, _ := gwQuery(t, gw.URL, siteA, "Bearer "+keyA, "")
 			return r.code == http.StatusOK && pageviewsOf(t, r) == 1, fmt.Sprintf("HTTP %d %s", r.code, r.body)
 		})
@@ -824,7 +804,7 @@ func TestGatewayLimitsAndAccess(t *testing.T) {
 // pageviewsOf reads the page views of a one-row query answer (0 when there is no row).
 func pageviewsOf(t *testing.T, r gwAnswer) int {
 	t.Helper()
-	var q QueryResult
+	var q testkit.QueryResult
 	if err := json.Unmarshal([]byte(r.body), &q); err != nil {
 		t.Fatalf("query answer is not JSON: %v: %s", err, r.body)
 	}

@@ -16,14 +16,14 @@
 //	p := f.StartProcessor()
 //	q := f.StartQuery()
 //	rep := loadgen.Send(ctx, plan, loadgen.SendOptions{Target: c.URL})
-//	r := f.Query(t, q.URL, map[string]any{"site_id": "shop.example", "metrics": []string{"pageviews"}, "date_range": TodayRange()})
+//	r := f.Query(t, q.URL, map[string]any{"site_id": "shop.example", "metrics": []string{"pageviews"}, "date_range": testkit.TodayRange()})
 //	p.Kill()        // SIGKILL
 //	p = p.Restart() // same flags and address, waits for /readyz
 //
 // Other helpers: f.Glimpse runs a CLI command against the fleet's keyspace (sites, keys,
 // migrate), f.Key is an admin API key (made with `glimpse keys create --admin`, as the query
 // API wants one), f.API(q) is a query endpoint with that key, Proc.Metric sums a metric of
-// /metrics, Proc.CountLogs and Proc.Tail read a process's output, WaitFor polls with a
+// /metrics, Proc.CountLogs and Proc.Tail read a process's output, testkit.WaitFor polls with a
 // bound and a clear failure, f.CQL opens a session on the fleet's Cassandra.
 //
 // Every process gets a free 127.0.0.1 port, --registry=consul (when GLIMPSE_TEST_CONSUL is
@@ -42,16 +42,11 @@ package fleet
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,38 +59,22 @@ import (
 	"time"
 
 	"github.com/gocql/gocql"
-	kafkago "github.com/segmentio/kafka-go"
-)
 
-// The shared engines, as `make unit` exports them.
-var (
-	kafkaAddr     = os.Getenv("GLIMPSE_TEST_KAFKA")
-	cassandraAddr = os.Getenv("GLIMPSE_TEST_CASSANDRA")
-	consulAddr    = os.Getenv("GLIMPSE_TEST_CONSUL")
+	"github.com/glimpse-analytics/glimpse/test/testkit"
 )
 
 // binary is the glimpse binary TestMain built.
 var binary string
 
 func TestMain(m *testing.M) {
-	if kafkaAddr == "" || cassandraAddr == "" {
+	if testkit.SharedKafka == "" || testkit.SharedCassandra == "" {
 		// Every test skips; no need to build.
 		os.Exit(m.Run())
 	}
-	dir, err := os.MkdirTemp("", "glimpse-fleet-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "glimpse")
-	build := exec.Command("go", "build", "-o", binary, "../../cmd/glimpse")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building glimpse:", err)
-		os.Exit(1)
-	}
+	var remove func()
+	binary, remove = testkit.BuildForMain("glimpse-fleet-bin")
 	code := m.Run()
-	os.RemoveAll(dir)
+	remove()
 	os.Exit(code)
 }
 
@@ -103,10 +82,10 @@ func TestMain(m *testing.M) {
 // also Consul when consul is true.
 func requireEngines(t testing.TB, consul bool) {
 	t.Helper()
-	if kafkaAddr == "" || cassandraAddr == "" {
+	if testkit.SharedKafka == "" || testkit.SharedCassandra == "" {
 		t.Skip("set GLIMPSE_TEST_KAFKA and GLIMPSE_TEST_CASSANDRA (make engines-up; make unit exports them)")
 	}
-	if consul && consulAddr == "" {
+	if consul && testkit.SharedConsul == "" {
 		t.Skip("set GLIMPSE_TEST_CONSUL (make engines-up; make unit exports it)")
 	}
 }
@@ -174,10 +153,10 @@ func NewFleet(t testing.TB, o FleetOptions) *Fleet {
 	requireEngines(t, false)
 	f := &Fleet{t: t, Name: uniqueName(t), Kafka: o.Kafka, Cassandra: o.Cassandra, Consul: o.Consul, Partitions: o.Partitions}
 	if f.Kafka == "" {
-		f.Kafka = kafkaAddr
+		f.Kafka = testkit.SharedKafka
 	}
 	if f.Cassandra == "" {
-		f.Cassandra = cassandraAddr
+		f.Cassandra = testkit.SharedCassandra
 	}
 	if f.Partitions == 0 {
 		f.Partitions = 6
@@ -188,7 +167,7 @@ func NewFleet(t testing.TB, o FleetOptions) *Fleet {
 	case o.PrivateConsul:
 		f.Consul = StartPrivateConsul(t).Addr
 	case f.Consul == "":
-		f.Consul = consulAddr
+		f.Consul = testkit.SharedConsul
 	}
 	f.Keyspace = f.Name
 	f.Topic = strings.ReplaceAll(f.Name, "_", "-")
@@ -218,12 +197,7 @@ func (f *Fleet) BusFlags() []string {
 // CLI runs a glimpse command (migrate, sites, keys, ...) with a 2-minute bound and returns
 // its combined output. It does not add the store flags: see Glimpse.
 func (f *Fleet) CLI(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Env = append(os.Environ(), "GLIMPSE_DATA_DIR="+f.dataDir)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return testkit.CLI(binary, f.dataDir, args...)
 }
 
 // Glimpse runs `glimpse <args> <store flags>` against the fleet's keyspace and fails the
@@ -257,18 +231,9 @@ func (f *Fleet) Key() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.key == "" {
-		out := f.Glimpse("keys", "create", "--admin", "--quiet", "--name=fleet test")
-		f.key = strings.TrimSpace(lastLine(out))
-		if !strings.HasPrefix(f.key, "glk_") {
-			f.t.Fatalf("glimpse keys create --quiet printed no key:\n%s", out)
-		}
+		f.key = testkit.ParseQuietKey(f.t, f.Glimpse(testkit.AdminKeyArgs("fleet test")...))
 	}
 	return f.key
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
 }
 
 // Proc is one running glimpse process of a fleet.
@@ -281,11 +246,8 @@ type Proc struct {
 
 	extra []string // the test's own flags (Restart passes them again)
 	f     *Fleet
-	cmd   *exec.Cmd
-	logs  *syncBuffer
-	done  chan struct{}
-	err   error // of Wait, once done is closed
-	gen   int   // restarts so far
+	proc  *testkit.Process
+	gen   int // restarts so far
 }
 
 // Start runs `glimpse <target>` with the fleet's flags for that target, then extra (which
@@ -356,7 +318,7 @@ func (f *Fleet) Flags(target, addr string) []string {
 // of a process that must refuse to start).
 func (f *Fleet) Launch(target string, extra ...string) *Proc {
 	f.t.Helper()
-	return f.launch(target, f.nextName(target), freeAddr(f.t), extra, 0)
+	return f.launch(target, f.nextName(target), testkit.FreeAddr(f.t), extra, 0)
 }
 
 func (f *Fleet) nextName(target string) string {
@@ -377,18 +339,17 @@ func (f *Fleet) launch(target, name, addr string, extra []string, gen int) *Proc
 		f.t.Fatal("the glimpse binary was not built (TestMain skips the build without GLIMPSE_TEST_KAFKA and GLIMPSE_TEST_CASSANDRA)")
 	}
 	args := append(f.Flags(target, addr), extra...)
-	p := &Proc{Target: target, Name: name, Addr: addr, URL: "http://" + addr, Args: args, extra: extra, f: f,
-		logs: &syncBuffer{}, done: make(chan struct{}), gen: gen}
+	p := &Proc{Target: target, Name: name, Addr: addr, URL: "http://" + addr, Args: args, extra: extra, f: f, gen: gen}
 	if gen > 0 {
 		p.Name = fmt.Sprintf("%s#%d", name, gen+1)
 	}
-	p.cmd = exec.Command(binary, args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	p.cmd.Env = os.Environ()
-	if err := p.cmd.Start(); err != nil {
+	cmd := exec.Command(binary, args...)
+	cmd.Env = os.Environ()
+	proc, err := testkit.StartProcess(cmd)
+	if err != nil {
 		f.t.Fatalf("start %s: %v", p.Name, err)
 	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	p.proc = proc
 	f.mu.Lock()
 	f.procs = append(f.procs, p)
 	f.mu.Unlock()
@@ -405,61 +366,25 @@ func (p *Proc) baseName() string {
 // when the process exits first or the timeout passes.
 func (p *Proc) WaitReady(timeout time.Duration) {
 	p.f.t.Helper()
-	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(timeout)
-	for {
-		resp, err := client.Get(p.URL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if p.Exited() {
-			p.f.t.Fatalf("%s exited before it was ready (%v):\n%s", p.Name, p.err, p.Tail(16<<10))
-		}
-		if time.Now().After(deadline) {
-			p.f.t.Fatalf("%s not ready after %s:\n%s", p.Name, timeout, p.Tail(16<<10))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	p.proc.WaitReady(p.f.t, p.Name, p.URL, timeout)
 }
 
 // Exited reports whether the process has ended.
-func (p *Proc) Exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
+func (p *Proc) Exited() bool { return p.proc.Exited() }
 
 // Wait waits up to timeout for the process to end and returns its exit code (-1 when it
 // was killed by a signal); ok is false when it still runs.
-func (p *Proc) Wait(timeout time.Duration) (code int, ok bool) {
-	select {
-	case <-p.done:
-	case <-time.After(timeout):
-		return 0, false
-	}
-	return p.cmd.ProcessState.ExitCode(), true
-}
+func (p *Proc) Wait(timeout time.Duration) (code int, ok bool) { return p.proc.Wait(timeout) }
 
 // Kill ends the process at once (SIGKILL): no flush, no checkpoint, no leaving the group,
 // no deregistration.
-func (p *Proc) Kill() {
-	if p.cmd.Process != nil {
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	}
-	<-p.done
-}
+func (p *Proc) Kill() { p.proc.Kill() }
 
 // Stop sends SIGTERM and waits up to timeout for a clean exit; it fails the test (and
 // kills the process) if it takes longer.
 func (p *Proc) Stop(timeout time.Duration) {
 	p.f.t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	p.proc.Signal(syscall.SIGTERM)
 	if _, ok := p.Wait(timeout); !ok {
 		p.f.t.Errorf("%s did not stop within %s of SIGTERM:\n%s", p.Name, timeout, p.Tail(16<<10))
 		p.Kill()
@@ -479,16 +404,10 @@ func (p *Proc) Restart() *Proc {
 }
 
 // Logs returns everything the process wrote so far.
-func (p *Proc) Logs() string { return p.logs.String() }
+func (p *Proc) Logs() string { return p.proc.Output() }
 
 // Tail returns the last n bytes of the process's output.
-func (p *Proc) Tail(n int) string {
-	s := p.logs.String()
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
-}
+func (p *Proc) Tail(n int) string { return p.proc.Tail(n) }
 
 // CountLogs counts the output lines that contain every one of the substrings.
 func (p *Proc) CountLogs(substrings ...string) int {
@@ -521,48 +440,7 @@ func (p *Proc) Metric(name string, labels ...string) float64 {
 
 // MetricErr is Metric without failing the test.
 func (p *Proc) MetricErr(name string, labels ...string) (float64, error) {
-	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get(p.URL + "/metrics")
-	if err != nil {
-		return 0, fmt.Errorf("read /metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("read /metrics: HTTP %d", resp.StatusCode)
-	}
-	var want []string
-	for i := 0; i+1 < len(labels); i += 2 {
-		want = append(want, labels[i]+`="`+labels[i+1]+`"`)
-	}
-	sum := 0.0
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-sample:
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name) {
-			continue
-		}
-		rest := line[len(name):]
-		if rest == "" || (rest[0] != ' ' && rest[0] != '{') {
-			continue // another metric with this prefix
-		}
-		for _, w := range want {
-			if !strings.Contains(rest, w) {
-				continue sample
-			}
-		}
-		fields := strings.Fields(rest[strings.LastIndex(rest, "}")+1:])
-		if len(fields) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(fields[0], 64)
-		if err != nil {
-			return 0, fmt.Errorf("metric line %q: %w", line, err)
-		}
-		sum += v
-	}
-	return sum, sc.Err()
+	return testkit.Metric(p.URL, name, labels...)
 }
 
 // cleanup stops every process (SIGTERM, so they leave the consumer group and Consul; then
@@ -579,7 +457,7 @@ func (f *Fleet) cleanup() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+			p.proc.Signal(syscall.SIGTERM)
 			if _, ok := p.Wait(15 * time.Second); !ok {
 				p.Kill()
 			}
@@ -596,7 +474,7 @@ func (f *Fleet) cleanup() {
 			file := filepath.Join(dir, strings.ReplaceAll(p.Name, "#", "_")+".log")
 			_ = os.WriteFile(file, []byte(p.Logs()), 0o644)
 			if f.t.Failed() {
-				f.t.Logf("---- %s (%s; exit: %v; whole output in %s) ----\n%s", p.Name, strings.Join(p.Args, " "), p.err, file, p.Tail(12<<10))
+				f.t.Logf("---- %s (%s; exit: %v; whole output in %s) ----\n%s", p.Name, strings.Join(p.Args, " "), p.proc.Err(), file, p.Tail(12<<10))
 			}
 		}
 	}
@@ -605,15 +483,11 @@ func (f *Fleet) cleanup() {
 		return
 	}
 	f.dropKeyspace()
-	f.deleteTopic()
+	testkit.DeleteTopic(f.Kafka, f.Topic)
 }
 
 func (f *Fleet) dropKeyspace() {
-	cluster := gocql.NewCluster(f.Cassandra)
-	cluster.Timeout = 30 * time.Second
-	cluster.ConnectTimeout = 5 * time.Second
-	cluster.DisableInitialHostLookup = true
-	sess, err := cluster.CreateSession()
+	sess, err := testkit.CassandraSession(f.Cassandra, "")
 	if err != nil {
 		return // a private Cassandra that is gone already
 	}
@@ -623,25 +497,15 @@ func (f *Fleet) dropKeyspace() {
 	}
 }
 
-func (f *Fleet) deleteTopic() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c := &kafkago.Client{Addr: kafkago.TCP(f.Kafka), Timeout: 10 * time.Second}
-	_, _ = c.DeleteTopics(ctx, &kafkago.DeleteTopicsRequest{Topics: []string{f.Topic}})
-}
-
 // CQL opens a session on the fleet's Cassandra (in the fleet's keyspace when inKeyspace);
 // it is closed when the test ends.
 func (f *Fleet) CQL(inKeyspace bool) *gocql.Session {
 	f.t.Helper()
-	cluster := gocql.NewCluster(f.Cassandra)
-	cluster.Timeout = 30 * time.Second
-	cluster.ConnectTimeout = 5 * time.Second
-	cluster.DisableInitialHostLookup = true
+	keyspace := ""
 	if inKeyspace {
-		cluster.Keyspace = f.Keyspace
+		keyspace = f.Keyspace
 	}
-	sess, err := cluster.CreateSession()
+	sess, err := testkit.CassandraSession(f.Cassandra, keyspace)
 	if err != nil {
 		f.t.Fatalf("cassandra %s: %v", f.Cassandra, err)
 	}
@@ -649,158 +513,20 @@ func (f *Fleet) CQL(inKeyspace bool) *gocql.Session {
 	return sess
 }
 
-// QueryResult is the query API's answer.
-type QueryResult struct {
-	Results []struct {
-		Dimensions []any     `json:"dimensions"`
-		Metrics    []float64 `json:"metrics"`
-	} `json:"results"`
-	Meta  map[string]any `json:"meta"`
-	Error string         `json:"error"`
-}
-
-// Breakdown turns a one-dimension answer into value → first metric.
-func (r QueryResult) Breakdown() map[string]int {
-	out := map[string]int{}
-	for _, row := range r.Results {
-		out[DimString(row.Dimensions[0])] = int(row.Metrics[0])
-	}
-	return out
-}
-
-// API is a query API endpoint (a query service or a gateway) and the key to call it with.
-type API struct {
-	URL string // base URL, e.g. a Proc's URL
-	Key string // sent as Authorization: Bearer; "" sends none
-}
-
 // API is the query API of p (a query service, gateway or glimpse all) with the fleet's
 // admin key.
-func (f *Fleet) API(p *Proc) API { return API{URL: p.URL, Key: f.Key()} }
-
-// Raw posts q to /api/v1/query and returns the status and body.
-func (a API) Raw(q map[string]any) (int, []byte, error) {
-	body, _ := json.Marshal(q)
-	req, _ := http.NewRequest(http.MethodPost, a.URL+"/api/v1/query", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if a.Key != "" {
-		req.Header.Set("Authorization", "Bearer "+a.Key)
-	}
-	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, raw, err
-}
-
-// Query posts q and fails the test unless the answer is a 200 with JSON.
-func (a API) Query(t testing.TB, q map[string]any) QueryResult {
-	t.Helper()
-	return decodeQuery(t, q)(a.Raw(q))
-}
+func (f *Fleet) API(p *Proc) testkit.API { return testkit.API{URL: p.URL, Key: f.Key()} }
 
 // QueryRaw posts q to base+/api/v1/query with the fleet's admin key.
 func (f *Fleet) QueryRaw(base string, q map[string]any) (int, []byte, error) {
-	return API{URL: base, Key: f.Key()}.Raw(q)
+	return testkit.API{URL: base, Key: f.Key()}.Raw(q)
 }
 
 // Query posts q to base+/api/v1/query with the fleet's admin key and fails the test
 // unless the answer is a 200 with JSON.
-func (f *Fleet) Query(t testing.TB, base string, q map[string]any) QueryResult {
+func (f *Fleet) Query(t testing.TB, base string, q map[string]any) testkit.QueryResult {
 	t.Helper()
-	return API{URL: base, Key: f.Key()}.Query(t, q)
-}
-
-func decodeQuery(t testing.TB, q map[string]any) func(int, []byte, error) QueryResult {
-	return func(code int, raw []byte, err error) QueryResult {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("query %v: %v", q, err)
-		}
-		var out QueryResult
-		if jerr := json.Unmarshal(raw, &out); jerr != nil {
-			t.Fatalf("query %v: HTTP %d, answer is not JSON (%v): %s", q, code, jerr, raw)
-		}
-		if code != http.StatusOK {
-			t.Fatalf("query %v: HTTP %d: %s", q, code, raw)
-		}
-		return out
-	}
-}
-
-// WaitFor polls cond every 250ms until it is true, failing the test with what and cond's
-// last state when timeout passes.
-func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last state: %s", timeout, what, state)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
-
-// TodayRange is a date range covering the UTC day of the run and the day before (a run
-// that starts just before midnight stays covered).
-func TodayRange() []string {
-	now := time.Now().UTC()
-	return []string{now.AddDate(0, 0, -1).Format("2006-01-02"), now.Format("2006-01-02")}
-}
-
-// SkipIfDayChanged skips a test whose traffic straddled midnight UTC: visitor ids rotate
-// daily, so exact visitor counts do not hold.
-func SkipIfDayChanged(t testing.TB, started time.Time) {
-	if time.Now().UTC().Format("2006-01-02") != started.UTC().Format("2006-01-02") {
-		t.Skip("the run crossed midnight UTC (visitor ids rotate daily); rerun")
-	}
-}
-
-// DimString renders a dimension value of an answer.
-func DimString(v any) string {
-	if s, ok := v.(string); ok {
-		return s
-	}
-	return fmt.Sprint(v)
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func freePort(t testing.TB) string {
-	_, port, _ := net.SplitHostPort(freeAddr(t))
-	return port
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	return testkit.API{URL: base, Key: f.Key()}.Query(t, q)
 }
 
 // Engine is a private Kafka, Cassandra or Consul started by a deploy/local script for one
@@ -827,10 +553,10 @@ func script(kind string) string {
 func StartPrivateKafka(t testing.TB) *Engine {
 	t.Helper()
 	requireEngines(t, false)
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	e := &Engine{Kind: "kafka", Addr: "127.0.0.1:" + port, t: t, cmd: script("kafka"), env: []string{
 		"GLIMPSE_KAFKA_PORT=" + port,
-		"GLIMPSE_KAFKA_CONTROLLER_PORT=" + freePort(t),
+		"GLIMPSE_KAFKA_CONTROLLER_PORT=" + testkit.FreePort(t),
 		"GLIMPSE_KAFKA_DIR=" + privateDir(t, "kafka"),
 		"GLIMPSE_KAFKA_HEAP_MIN=256m",
 		"GLIMPSE_KAFKA_HEAP_MAX=512m",
@@ -843,10 +569,10 @@ func StartPrivateKafka(t testing.TB) *Engine {
 func StartPrivateCassandra(t testing.TB) *Engine {
 	t.Helper()
 	requireEngines(t, false)
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	e := &Engine{Kind: "cassandra", Addr: "127.0.0.1:" + port, t: t, cmd: script("cassandra"), env: []string{
 		"GLIMPSE_CASSANDRA_PORT=" + port,
-		"GLIMPSE_CASSANDRA_STORAGE_PORT=" + freePort(t),
+		"GLIMPSE_CASSANDRA_STORAGE_PORT=" + testkit.FreePort(t),
 		"GLIMPSE_CASSANDRA_DIR=" + privateDir(t, "cassandra"),
 		"GLIMPSE_CASSANDRA_HEAP=768m",
 	}}
@@ -857,12 +583,12 @@ func StartPrivateCassandra(t testing.TB) *Engine {
 // StartPrivateConsul starts a Consul dev agent for this test alone.
 func StartPrivateConsul(t testing.TB) *Engine {
 	t.Helper()
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	e := &Engine{Kind: "consul", Addr: "127.0.0.1:" + port, t: t, cmd: script("consul"), env: []string{
 		"GLIMPSE_CONSUL_HTTP_PORT=" + port,
-		"GLIMPSE_CONSUL_SERVER_PORT=" + freePort(t),
-		"GLIMPSE_CONSUL_SERF_LAN_PORT=" + freePort(t),
-		"GLIMPSE_CONSUL_SERF_WAN_PORT=" + freePort(t),
+		"GLIMPSE_CONSUL_SERVER_PORT=" + testkit.FreePort(t),
+		"GLIMPSE_CONSUL_SERF_LAN_PORT=" + testkit.FreePort(t),
+		"GLIMPSE_CONSUL_SERF_WAN_PORT=" + testkit.FreePort(t),
 		"GLIMPSE_CONSUL_DIR=" + privateDir(t, "consul"),
 	}}
 	e.startAndCleanup()

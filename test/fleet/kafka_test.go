@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/glimpse-analytics/glimpse/internal/loadgen"
+	"github.com/glimpse-analytics/glimpse/test/testkit"
 )
 
 // scaled is n, or a tenth of it with -short (for a quick look at a change; the promises
@@ -49,7 +50,7 @@ func TestKafkaEndToEnd(t *testing.T) {
 	expected := plan.Expect(nil)
 	waitCounted(t, f.API(q), expected, 2*time.Minute)
 	drained := time.Now()
-	SkipIfDayChanged(t, started)
+	testkit.SkipIfDayChanged(t, started)
 	checkCounts(t, f.API(q), expected, started, true)
 
 	// Both members of the group got partitions and processed events.
@@ -110,7 +111,7 @@ func TestKafkaProcessorKilled(t *testing.T) {
 			Progress: func(_, a, _ int64) { acked.Store(a) }})
 	}()
 	waitAcked := func(frac float64) {
-		WaitFor(t, time.Minute, fmt.Sprintf("%.0f%% of the beacons to be acknowledged", frac*100), func() (bool, string) {
+		testkit.WaitFor(t, time.Minute, fmt.Sprintf("%.0f%% of the beacons to be acknowledged", frac*100), func() (bool, string) {
 			return acked.Load() >= int64(frac*float64(total)), fmt.Sprintf("%d of %d", acked.Load(), total)
 		})
 	}
@@ -122,7 +123,7 @@ func TestKafkaProcessorKilled(t *testing.T) {
 	if processedBefore == 0 {
 		t.Fatalf("%s had processed nothing before the kill", p2.Name)
 	}
-	WaitFor(t, 30*time.Second, p1.Name+" to take over every partition", func() (bool, string) {
+	testkit.WaitFor(t, 30*time.Second, p1.Name+" to take over every partition", func() (bool, string) {
 		a := lastAssignment(p1)
 		return p1.Metric("glimpse_bus_rebalances_total") > rebalancesBefore && a == fullAssignment(f.Partitions), "partitions " + a
 	})
@@ -137,7 +138,7 @@ func TestKafkaProcessorKilled(t *testing.T) {
 	}
 	expected := plan.Expect(nil)
 	waitCounted(t, f.API(q), expected, 2*time.Minute)
-	SkipIfDayChanged(t, started)
+	testkit.SkipIfDayChanged(t, started)
 	checkCounts(t, f.API(q), expected, started, false)
 	if n := p2.Metric("glimpse_processor_events_processed_total"); n == 0 {
 		t.Errorf("the restarted %s processed nothing after it rejoined", p2.Name)
@@ -165,14 +166,14 @@ func TestKafkaBrokerRestart(t *testing.T) {
 			Timeout: 10 * time.Second, Retries: 60,
 			Progress: func(_, a, fl int64) { acked.Store(a); failedAttempts.Store(fl) }})
 	}()
-	WaitFor(t, time.Minute, "a third of the beacons to be acknowledged", func() (bool, string) {
+	testkit.WaitFor(t, time.Minute, "a third of the beacons to be acknowledged", func() (bool, string) {
 		return acked.Load() >= total/3, fmt.Sprintf("%d of %d", acked.Load(), total)
 	})
 	before503 := c.Metric("glimpse_collector_events_total", "result", "unavailable")
 	kafka.Stop()
 	down := time.Now()
 	// Let the collector feel the outage before the broker comes back.
-	WaitFor(t, 30*time.Second, "the collector to answer 503 while the broker is down", func() (bool, string) {
+	testkit.WaitFor(t, 30*time.Second, "the collector to answer 503 while the broker is down", func() (bool, string) {
 		n := c.Metric("glimpse_collector_events_total", "result", "unavailable")
 		return n > before503, fmt.Sprintf("%.0f unavailable answers", n)
 	})
@@ -232,7 +233,7 @@ func fullAssignment(n int) string {
 func waitPartitions(t *testing.T, timeout time.Duration, procs ...*Proc) {
 	t.Helper()
 	f := procs[0].f
-	WaitFor(t, timeout, "the processors to share every partition", func() (bool, string) {
+	testkit.WaitFor(t, timeout, "the processors to share every partition", func() (bool, string) {
 		seen := map[string]int{}
 		var state []string
 		ok := true
