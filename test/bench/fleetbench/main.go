@@ -46,6 +46,7 @@ var (
 	bulk       = flag.Int("bulk", 2_000_000, "events bulkload publishes for the processor to drain (step 2; 0 skips steps 2 and 3)")
 	partitions = flag.Int("partitions", 6, "partitions of the topics")
 	processors = flag.Int("processors", 1, "processors draining the bulk topic")
+	procStore  = flag.String("processor-store", "cassandra", "store the draining processors write to: cassandra, or memory to measure consuming and aggregating alone (steps 2 only; the query step is skipped)")
 	queries    = flag.Int("queries", 200, "measured querybench repetitions (step 3)")
 	keep       = flag.Bool("keep", false, "keep the keyspace and topics")
 	pidFiles   = flag.String("engine-pids", ".cache/run/kafka/kafka.pid,.cache/run/cassandra/cassandra.pid", "PID files of the Kafka and Cassandra processes, to report the CPU time they use during each step (deploy/local's defaults)")
@@ -147,7 +148,15 @@ func main() {
 		return
 	}
 
-	fmt.Printf("\n== drain: bulkload --kafka --events=%d (30 days), then %d × glimpse processor --bus=kafka --store=cassandra\n", *bulk, *processors)
+	drainStore := store
+	switch *procStore {
+	case "cassandra":
+	case "memory":
+		drainStore = []string{"--store=memory"}
+	default:
+		log.Fatalf("--processor-store=%q: use cassandra or memory", *procStore)
+	}
+	fmt.Printf("\n== drain: bulkload --kafka --events=%d (30 days), then %d × glimpse processor --bus=kafka --store=%s\n", *bulk, *processors, *procStore)
 	out := cli(filepath.Join(*bin, "bulkload"), "--kafka="+*kafka, "--topic="+bulkTopic, "--partitions="+strconv.Itoa(*partitions), "--events="+strconv.Itoa(*bulk))
 	var published, pageviews int
 	if _, err := fmt.Sscanf(out[strings.Index(out, "published "):], "published %d events (%d page views)", &published, &pageviews); err != nil {
@@ -159,7 +168,7 @@ func main() {
 	t0 := time.Now()
 	cpu := cpuMeter(procCmds)
 	for i := 0; i < *processors; i++ {
-		c, u := start("processor", append(append(busFlags, store...), "--processor.topic="+bulkTopic, "--processor.group="+run+"-processors")...)
+		c, u := start("processor", append(append(busFlags, drainStore...), "--processor.topic="+bulkTopic, "--processor.group="+run+"-processors")...)
 		urls = append(urls, u)
 		procCmds[fmt.Sprintf("processor-%d", i+1)] = c
 	}
@@ -192,8 +201,11 @@ func main() {
 	fmt.Printf("processor: %d events in %s = %.0f events/s (from start, group join included; %.0f events/s from the first flush)\n",
 		published, elapsed.Round(100*time.Millisecond), float64(published)/elapsed.Seconds(), float64(published)/time.Since(firstAt).Seconds())
 	cpu()
-	fmt.Printf("cassandra: %.0f rollup rows (%.0f store rows) + %.0f events written = %.0f rollup rows/s, %.0f (rows+events)/s\n",
-		rows, storeRows, stored, rows/elapsed.Seconds(), (storeRows+stored)/elapsed.Seconds())
+	fmt.Printf("%s: %.0f rollup rows (%.0f store rows) + %.0f events written = %.0f rollup rows/s, %.0f (rows+events)/s\n",
+		*procStore, rows, storeRows, stored, rows/elapsed.Seconds(), (storeRows+stored)/elapsed.Seconds())
+	if *procStore != "cassandra" {
+		return // the processors' store is theirs alone: no query service can read it
+	}
 
 	fmt.Printf("\n== query: querybench over the 30 days (glimpse query --store=cassandra)\n")
 	cli(filepath.Join(*bin, "querybench"), "--target="+query, "--wait-pageviews="+strconv.Itoa(pageviews), "--n=0", "--warmup=0")
