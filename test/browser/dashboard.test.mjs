@@ -15,6 +15,9 @@ const SITE = 'example.com'
 // UTC+14 from then on (neither zone has daylight saving time).
 const ZONED = 'zoned.example'
 const ZONE = new Date().getUTCHours() < 11 ? 'Pacific/Pago_Pago' : 'Pacific/Kiritimati'
+// A site with goals: a custom event and two page goals, one named, one by pattern.
+const GOALS = 'goals.example'
+const GOAL_ARGS = [[GOALS, '--event=Signup'], [GOALS, '--page=/pricing', '--name=Pricing'], [GOALS, '--page=/blog/*']]
 let glimpse, browser, expected, expectedZoned
 
 // seed sends loadgen's traffic for one site and waits until the processor has counted
@@ -28,9 +31,10 @@ async function seed(site, events, seedValue) {
 }
 
 before(async () => {
-  ;[glimpse, browser] = await Promise.all([startGlimpse({ sites: [[ZONED, `--timezone=${ZONE}`]] }), launchBrowser()])
+  ;[glimpse, browser] = await Promise.all([startGlimpse({ sites: [[ZONED, `--timezone=${ZONE}`], [GOALS]], goals: GOAL_ARGS }), launchBrowser()])
   expected = await seed(SITE, 3000, 7)
   expectedZoned = await seed(ZONED, 400, 11)
+  await seed(GOALS, 600, 13)
   mkdirSync(artifacts, { recursive: true })
 })
 
@@ -110,6 +114,7 @@ test('headline numbers, top lists, goals, chart and realtime match the query API
   const goals = (await top('event:name', ['visitors', 'events'])).filter((r) => r.dimensions[0] !== 'pageview')
   assert.ok(goals.length > 0)
   assert.deepEqual(await rows(page, 'goals'), goals.map((r) => [r.dimensions[0], compact(r.metrics[0]), compact(r.metrics[1]), metric('conversion_rate', (r.metrics[0] / visitors) * 100)]))
+  assert.match(await page.textContent('[data-panel=goals] [data-hint=goals]'), /glimpse sites goals add example\.com/, 'a site without goals is told how to add them')
 
   // Entry pages on their tab.
   await page.click('[data-panel=pages] [role=tab]:has-text("Entry pages")')
@@ -184,6 +189,61 @@ test('goal properties: pick a goal, name a property, see its values', async () =
   assert.deepEqual(got, want.results.map((r) => [r.dimensions[0], compact(r.metrics[0]), compact(r.metrics[1])]))
   await assertCards(page, [['is', 'event:name', ['Signup']]])
   await shot(page, 'goal-properties')
+  await ctx.close()
+  assert.deepEqual(errors, [])
+})
+
+test('a site with goals: the panel lists them as the API does; a goal filters every panel', async () => {
+  const goalQuery = (filters = []) => glimpse.query({ site_id: GOALS, metrics: ['visitors', 'events', 'conversion_rate'], dimensions: ['event:goal'], filters, date_range: '7d', limit: 30 })
+  const goalRows = (res) => res.results.map((r) => [r.dimensions[0], compact(r.metrics[0]), compact(r.metrics[1]), metric('conversion_rate', r.metrics[2])])
+  const want = await goalQuery()
+  assert.deepEqual(want.results.map((r) => r.dimensions[0]).sort(), ['Pricing', 'Signup', 'Visit /blog/*'])
+  assert.ok(want.results.every((r) => r.metrics[0] > 0), `every goal has conversions: ${JSON.stringify(want.results)}`)
+
+  const { ctx, page, errors } = await openDashboard(`/?site=${GOALS}`)
+  await ready(page)
+  assert.deepEqual(await rows(page, 'goals'), goalRows(want))
+  assert.equal(await page.$$eval('[data-panel=goals] [data-hint=goals]', (els) => els.length), 0, 'no hint on adding goals when there are some')
+
+  // Every part of the page loads under a goal filter, with the goal's numbers.
+  const noFailures = async (what) => {
+    assert.deepEqual(await page.$$eval('.failed, .error', (els) => els.map((e) => e.textContent)), [], `no part failed ${what}`)
+    assert.equal(await page.$$eval('#chart polyline.visitors', (els) => els.length), 1, `the chart is drawn ${what}`)
+  }
+  for (const [goal, eventGoal] of [['Signup', true], ['Pricing', false]]) {
+    await page.click(`[data-panel=goals] .row[data-value="${goal}"]`)
+    await page.waitForSelector(`.chip[data-filter="event:goal"] :text("${goal}")`)
+    await ready(page)
+    const filters = [['is', 'event:goal', [goal]]]
+    await noFailures(`with the goal ${goal}`)
+    const api = (await glimpse.query({ site_id: GOALS, metrics: ['visitors', 'events', 'conversion_rate'], filters, date_range: '7d' })).results[0].metrics
+    assert.deepEqual(await cards(page), ['visitors', 'events', 'conversion_rate'].map((m, i) => [m, api[i], metric(m, api[i])]), `headline numbers of ${goal}`)
+    assert.ok(api[0] > 0)
+    const sources = await glimpse.query({ site_id: GOALS, metrics: ['visitors', 'conversion_rate'], dimensions: ['visit:source'], filters, date_range: '7d', limit: 10 })
+    assert.deepEqual(await rows(page, 'sources'), sources.results.map((r) => [r.dimensions[0], compact(r.metrics[0]), metric('conversion_rate', r.metrics[1])]), `sources of ${goal}`)
+    assert.deepEqual(await rows(page, 'goals'), goalRows(await goalQuery(filters)))
+    assert.equal(await page.$$eval(`.props[data-goal="${goal}"]`, (els) => els.length), eventGoal ? 1 : 0, `properties box for ${goal}`)
+    if (eventGoal) await shot(page, 'goal-filter')
+    await page.click('.chip[data-filter="event:goal"] button')
+    await page.waitForSelector('.chip[data-filter="event:goal"]', { state: 'detached' })
+    await ready(page)
+  }
+
+  // The properties of an event goal, under its goal filter.
+  await page.click('[data-panel=goals] .row[data-value="Signup"]')
+  await page.waitForSelector('.props[data-goal="Signup"]')
+  await page.fill('.add-prop input', 'plan')
+  await page.click('.add-prop button')
+  await page.waitForSelector('.props .row[data-value]')
+  await ready(page)
+  const plans = await glimpse.query({ site_id: GOALS, metrics: ['visitors', 'events'], dimensions: ['event:props:plan'], filters: [['is', 'event:goal', ['Signup']]], date_range: '7d', limit: 10 })
+  assert.ok(plans.results.length > 0)
+  const got = await page.$$eval('.props .row[data-value]', (els) => els.map((e) => [e.dataset.value, ...[...e.querySelectorAll('.num')].map((n) => n.textContent)]))
+  assert.deepEqual(got, plans.results.map((r) => [r.dimensions[0], compact(r.metrics[0]), compact(r.metrics[1])]))
+  await page.click(`.props .row[data-value="${plans.results[0].dimensions[0]}"]`)
+  await page.waitForSelector('.chip[data-filter="event:props:plan"]')
+  await ready(page)
+  await noFailures('with the goal and a property filter')
   await ctx.close()
   assert.deepEqual(errors, [])
 })

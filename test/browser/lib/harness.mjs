@@ -59,11 +59,14 @@ export function glimpseBinary() {
 // admin API key it prints on its first start (in the dashboard link) is `key`; `query` sends it.
 // sites are added before the start, each as the arguments of `glimpse sites add`
 // (['example.org', '--timezone=Europe/Berlin']); other sites are created by their first event.
-export async function startGlimpse({ sites = [] } = {}) {
+// goals are added after the sites, each as the arguments of `glimpse sites goals add`
+// (['example.org', '--event=Signup']); the site must be among sites.
+export async function startGlimpse({ sites = [], goals = [] } = {}) {
   const bin = glimpseBinary()
   const port = await freePort()
   const dataDir = mkdtempSync(join(tmpdir(), 'glimpse-browser-data-'))
   for (const args of sites) execFileSync(bin, ['sites', 'add', ...args, `--data-dir=${dataDir}`], { stdio: ['ignore', 'ignore', 'inherit'] })
+  for (const args of goals) execFileSync(bin, ['sites', 'goals', 'add', ...args, `--data-dir=${dataDir}`], { stdio: ['ignore', 'ignore', 'inherit'] })
   const url = `http://127.0.0.1:${port}`
   const proc = spawn(bin, [
     'all',

@@ -33,10 +33,18 @@ const CARDS = [
   ['bounce_rate', 'Bounce rate'],
   ['visit_duration', 'Visit duration'],
 ]
+// With a goal filter the API reports only goal metrics (docs/api.md, "Goals"): visits,
+// bounces and durations belong to visits, not goals.
+const GOAL_CARDS = [
+  ['visitors', 'Unique conversions'],
+  ['events', 'Total conversions'],
+  ['conversion_rate', 'Conversion rate'],
+]
 
 const DIMENSIONS = {
   'event:page': 'Page',
   'event:name': 'Goal',
+  'event:goal': 'Goal',
   'event:hostname': 'Hostname',
   'visit:entry_page': 'Entry page',
   'visit:exit_page': 'Exit page',
@@ -254,6 +262,9 @@ async function run(box, gen, fn) {
   }
 }
 
+/** goalFilter is the view's filter on one of the site's goals, if any. */
+const goalFilter = () => state.filters.find((f) => f[1] === 'event:goal')
+
 function baseQuery(r) {
   return { site_id: state.site, filters: state.filters, date_range: r.range }
 }
@@ -335,7 +346,8 @@ function renderFilters() {
 
 async function renderCards(r, gen, signal) {
   const box = $('#cards')
-  const metrics = CARDS.map(([m]) => m)
+  const cards = goalFilter() ? GOAL_CARDS : CARDS
+  const metrics = cards.map(([m]) => m)
   let cur = null
   await run(box, gen, async () => {
     // The API compares with the whole previous period; while the current one is still
@@ -350,7 +362,7 @@ async function renderCards(r, gen, signal) {
     const prev = cut ? before.results[0]?.metrics : now.results[0]?.comparison?.metrics
     const nothingBefore = prev && !prev[0] && !prev[1]
     box.textContent = ''
-    CARDS.forEach(([m, label], i) => {
+    cards.forEach(([m, label], i) => {
       const d = !prev ? null : nothingBefore ? { text: '–', good: null, title: 'no visits' } : delta(m, cur[i], prev[i])
       box.append(h('div.card', { 'data-card': m },
         h('span.label', {}, label),
@@ -366,7 +378,10 @@ async function renderChart(r, gen, signal) {
   const panel = $('#chart-panel')
   const box = $('#chart')
   const gran = granularity(r.days)
-  const q = { ...baseQuery(r), metrics: ['visitors', 'pageviews'], dimensions: [`time:${gran}`], include: { empty_buckets: true } }
+  // A goal's completions take the place of page views when a goal filter is active.
+  const second = goalFilter() ? ['events', 'Conversions'] : ['pageviews', 'Pageviews']
+  const q = { ...baseQuery(r), metrics: ['visitors', second[0]], dimensions: [`time:${gran}`], include: { empty_buckets: true } }
+  $('#legend-second').textContent = second[1]
   $('#chart-csv').onclick = () => exportCsv(q, csvName('visitors', r))
   await run(panel, gen, async () => {
     const compared = state.compare ? { ...q, include: { ...q.include, comparisons: { mode: 'custom', date_range: r.prev } } } : q
@@ -381,7 +396,7 @@ async function renderChart(r, gen, signal) {
       titles: rows.map((x) => bucketLabel(x.dimensions[0], gran, true)),
       series: [
         { name: 'Visitors', cls: 'visitors', area: true, values: rows.map((x) => x.metrics[0]) },
-        { name: 'Pageviews', cls: 'pageviews', values: rows.map((x) => x.metrics[1]) },
+        { name: second[1], cls: 'pageviews', values: rows.map((x) => x.metrics[1]) },
       ],
     }
     if (before) {
@@ -425,7 +440,11 @@ async function renderPanel(def, r, gen, signal) {
   const panel = panelShell(def)
   const tab = def.tabs[activeTab[def.id]]
   panel.querySelectorAll('[role=tab]').forEach((b, i) => b.setAttribute('aria-selected', String(i === activeTab[def.id])))
-  const q = { ...baseQuery(r), metrics: tab.metrics, dimensions: [tab.dim], limit: 10 }
+  // With a goal filter each row says how many of its visitors converted, and what share.
+  const goal = !!goalFilter()
+  const metrics = goal ? ['visitors', 'conversion_rate'] : tab.metrics
+  const heads = goal ? ['Conversions', 'CR'] : tab.heads
+  const q = { ...baseQuery(r), metrics, dimensions: [tab.dim], limit: 10 }
   $('.csv', panel).onclick = () => exportCsv({ ...q, limit: undefined }, csvName(tab.label.toLowerCase().replace(/\s+/g, '-'), r))
   await run(panel, gen, async () => {
     const res = await query(q, signal)
@@ -433,7 +452,7 @@ async function renderPanel(def, r, gen, signal) {
     const body = $('.body', panel)
     body.textContent = ''
     if (!res.results.length) body.append(h('p.empty', {}, 'No data for this period'))
-    else body.append(rowsList(tab.dim, res.results, tab.heads, (i, m) => metric(tab.metrics[i], m), (v) => setFilter(tab.dim, v)))
+    else body.append(rowsList(tab.dim, res.results, heads, (i, m) => metric(metrics[i], m), (v) => setFilter(tab.dim, v)))
     if (def.id === 'locations' && res.results.length && res.results.every((x) => x.dimensions[0] === '')) body.append(noLocationHint())
     if (def.donut) {
       const box = $('.donut-box', panel)
@@ -457,30 +476,71 @@ function storeProp(key) {
   try { localStorage.setItem(`glimpse_props:${state.site}`, JSON.stringify(keys)) } catch {}
 }
 
+// The site's goals (docs/api.md, "Goals") are listed with their conversion rates from the
+// API. A site without goals gets its custom events by name instead, with the rate worked out
+// here, and a hint on adding goals.
+const GOAL_METRICS = ['visitors', 'events', 'conversion_rate']
+
+/** noGoals reports whether err is the API's answer for a site that has no goals. */
+const noGoals = (err) => err instanceof ApiError && err.status === 400 && /has no goals/.test(err.message)
+
 async function renderGoals(r, gen, signal) {
+  const panel = $('[data-panel="goals"]')
+  const body = $('.body', panel)
+  const q = { ...baseQuery(r), metrics: GOAL_METRICS, dimensions: ['event:goal'], limit: 30 }
+  $('.csv', panel).onclick = () => exportCsv({ ...q, limit: undefined }, csvName('goals', r))
+  await run(panel, gen, async () => {
+    let res
+    try {
+      res = await query(q, signal)
+    } catch (err) {
+      if (!noGoals(err)) throw err
+      return renderEventGoals(r, gen, signal)
+    }
+    if (gen !== generation) return
+    $('.hint', panel).textContent = 'conversions'
+    body.textContent = ''
+    if (!res.results.length) body.append(h('p.empty', {}, 'No conversions in this period'))
+    else body.append(rowsList('event:goal', res.results, ['Uniques', 'Total', 'CR'], (i, m) => (i === 2 ? metric('conversion_rate', m) : compact(m)), (v) => setFilter('event:goal', v)))
+    const goal = goalFilter()?.[2][0]
+    if (goal !== undefined && await isEventGoal(goal, r, signal) && gen === generation) {
+      body.append(await goalProps(goal, r, gen, signal))
+    }
+  })
+}
+
+/** isEventGoal reports whether goal counts custom events: only a page goal is completed by
+ * page views. A goal without completions in the period counts as an event goal. */
+async function isEventGoal(goal, r, signal) {
+  const res = await query({ ...baseQuery(r), filters: [['is', 'event:goal', [goal]]], metrics: ['events'], dimensions: ['event:name'] }, signal)
+  return !res.results.some((x) => x.dimensions[0] === 'pageview')
+}
+
+async function renderEventGoals(r, gen, signal) {
   const panel = $('[data-panel="goals"]')
   const body = $('.body', panel)
   const q = { ...baseQuery(r), metrics: ['visitors', 'events'], dimensions: ['event:name'], limit: 30 }
   $('.csv', panel).onclick = () => exportCsv({ ...q, limit: undefined }, csvName('goals', r))
   const goal = state.filters.find((f) => f[1] === 'event:name')?.[2][0]
-  await run(panel, gen, async () => {
-    // Conversion rate: converted visitors over all visitors of the view without the goal filter.
-    const goalFree = state.filters.filter((f) => !f[1].startsWith('event:name') && !f[1].startsWith('event:props:'))
-    const [res, totals] = await Promise.all([
-      query(q, signal),
-      goalFree.length === state.filters.length ? cardsPromise : query({ ...baseQuery(r), filters: goalFree, metrics: ['visitors'] }, signal).then((x) => x.results[0]?.metrics),
-    ])
-    if (gen !== generation) return
-    const all = totals?.[0] || 0
-    const rows = res.results.filter((x) => !NOT_GOALS.has(x.dimensions[0])).slice(0, 10)
-      .map((x) => ({ dimensions: x.dimensions, metrics: [...x.metrics, all ? (x.metrics[0] / all) * 100 : 0] }))
-    body.textContent = ''
-    if (!rows.length) body.append(h('p.empty', {}, 'No custom events in this period. Send some with glimpse("Signup") — see docs/tracker.md.'))
-    else body.append(rowsList('event:name', rows, ['Uniques', 'Total', 'CR'], (i, m) => (i === 2 ? metric('conversion_rate', m) : compact(m)), (v) => setFilter('event:name', v)))
-    if (goal !== undefined) body.append(await goalProps(goal, r, gen, signal))
-  })
+  // Conversion rate: converted visitors over all visitors of the view without the goal filter.
+  const goalFree = state.filters.filter((f) => !f[1].startsWith('event:name') && !f[1].startsWith('event:props:'))
+  const [res, totals] = await Promise.all([
+    query(q, signal),
+    goalFree.length === state.filters.length ? cardsPromise : query({ ...baseQuery(r), filters: goalFree, metrics: ['visitors'] }, signal).then((x) => x.results[0]?.metrics),
+  ])
+  if (gen !== generation) return
+  $('.hint', panel).textContent = 'custom events'
+  const all = totals?.[0] || 0
+  const rows = res.results.filter((x) => !NOT_GOALS.has(x.dimensions[0])).slice(0, 10)
+    .map((x) => ({ dimensions: x.dimensions, metrics: [...x.metrics, all ? (x.metrics[0] / all) * 100 : 0] }))
+  body.textContent = ''
+  if (!rows.length) body.append(h('p.empty', {}, 'No custom events in this period. Send some with glimpse("Signup") — see docs/tracker.md.'))
+  else body.append(rowsList('event:name', rows, ['Uniques', 'Total', 'CR'], (i, m) => (i === 2 ? metric('conversion_rate', m) : compact(m)), (v) => setFilter('event:name', v)))
+  body.append(h('p.note', { 'data-hint': 'goals' }, 'Count conversions with goals: ', h('code', {}, `glimpse sites goals add ${state.site} --event=Signup`), ' (or --page=/pricing)'))
+  if (goal !== undefined) body.append(await goalProps(goal, r, gen, signal))
 }
 
+/** goalProps breaks the events of the goal the view is filtered by down by a property. */
 async function goalProps(goal, r, gen, signal) {
   const keys = [...new Set([...(BUILTIN_PROPS[goal] || []), ...storedProps()])]
   if (!keys.includes(activeProp)) activeProp = keys[0] || ''
@@ -515,6 +575,11 @@ async function renderDurations(r, gen, signal) {
   const panel = $('[data-panel="durations"]')
   const body = $('.body', panel)
   await run(panel, gen, async () => {
+    if (goalFilter()) {
+      body.textContent = ''
+      body.append(h('p.empty', {}, 'Visit durations belong to visits, not goals: remove the goal filter to see them.'))
+      return
+    }
     const mean = cardsPromise.then((c) => c?.[5])
     if (!durationsSupported) {
       body.textContent = ''

@@ -38,15 +38,16 @@ export function metric(name, v) {
 
 /**
  * delta compares a metric with its previous value: {text, good, title} or null when there is
- * nothing to compare. Bounce rate changes are in percentage points; a falling bounce rate is
- * good news.
+ * nothing to compare. Bounce and conversion rate changes are in percentage points; a falling
+ * bounce rate is good news.
  */
 export function delta(name, cur, prev) {
   cur = Number(cur) || 0
   prev = Number(prev) || 0
-  if (name === 'bounce_rate') {
+  if (name === 'bounce_rate' || name === 'conversion_rate') {
     const d = Math.round(cur - prev)
-    return { text: `${d > 0 ? '↑' : d < 0 ? '↓' : ''}${Math.abs(d)} pp`, good: d === 0 ? null : d < 0, title: `${Math.round(prev)}% before` }
+    const good = d === 0 ? null : name === 'bounce_rate' ? d < 0 : d > 0
+    return { text: `${d > 0 ? '↑' : d < 0 ? '↓' : ''}${Math.abs(d)} pp`, good, title: `${Math.round(prev)}% before` }
   }
   if (prev === 0) return cur === 0 ? { text: '0%', good: null, title: 'no change' } : { text: 'new', good: true, title: 'none before' }
   const pct = Math.round(((cur - prev) / prev) * 100)
