@@ -164,7 +164,10 @@ func (p *Processor) handle(ctx context.Context, c bus.Claim) error {
 		if committed := c.Committed(); committed != part.Next() {
 			log.Info("checkpoint and committed bus offset differ; the checkpoint wins", "checkpoint", part.Next(), "committed", committed)
 		}
-		if err := c.SetOffset(part.Next()); err != nil {
+		if err := p.seek(ctx, log, c, part.Next()); err != nil {
+			if ctx.Err() != nil {
+				return nil // revoked while the bus was away
+			}
 			return fmt.Errorf("processor: partition %d: seek to checkpoint %d: %w", shard, part.Next(), err)
 		}
 	} else {
@@ -354,6 +357,27 @@ func (p *Processor) finish(ctx context.Context, cs *claimState) error {
 
 // retry runs fn until it succeeds, backing off between attempts, or ctx ends. Errors
 // that retrying cannot fix (an unusable checkpoint) are returned at once.
+// seek moves claim c to the checkpoint's offset. Right after a broker restart the bus may
+// not answer yet (the claim checks the offset against the end of the partition): that is
+// waited out with the store retries' backoff, since the partition can do nothing else until
+// it is positioned. Any other error — an offset the partition does not have — is returned.
+func (p *Processor) seek(ctx context.Context, log *slog.Logger, c bus.Claim, offset int64) error {
+	backoff := p.cfg.RetryMin
+	for attempt := 1; ; attempt++ {
+		err := c.SetOffset(offset)
+		if err == nil || !errors.Is(err, bus.ErrUnavailable) {
+			return err
+		}
+		if attempt == 1 || attempt%10 == 0 {
+			log.Warn("bus unavailable while seeking to the checkpoint; retrying", "offset", offset, "attempt", attempt, "backoff", backoff, "err", err)
+		}
+		if err := sleep(ctx, backoff); err != nil {
+			return err
+		}
+		backoff = min(2*backoff, p.cfg.RetryMax)
+	}
+}
+
 func (p *Processor) retry(ctx context.Context, log *slog.Logger, what string, fn func(context.Context) error) error {
 	backoff := p.cfg.RetryMin
 	for attempt := 1; ; attempt++ {
