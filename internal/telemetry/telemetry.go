@@ -3,6 +3,7 @@
 package telemetry
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -63,4 +64,23 @@ func Mount(mux interface {
 		_, _ = io.WriteString(w, "ready\n")
 	}))
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+}
+
+// RegisterAll registers every collector in cs on r, or none: on an error the ones already
+// registered are taken back. A collector registered before gives the error `already`, which
+// names what was opened twice on one registry.
+func RegisterAll(r prometheus.Registerer, already string, cs ...prometheus.Collector) error {
+	for i, c := range cs {
+		if err := r.Register(c); err != nil {
+			for _, d := range cs[:i] {
+				r.Unregister(d)
+			}
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				return errors.New(already)
+			}
+			return err
+		}
+	}
+	return nil
 }

@@ -1,10 +1,11 @@
 package embedded
 
 import (
-	"errors"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/glimpse-analytics/glimpse/internal/telemetry"
 )
 
 type metrics struct {
@@ -58,21 +59,7 @@ func (m *metrics) collectors() []prometheus.Collector {
 }
 
 func (m *metrics) register(r prometheus.Registerer) error {
-	var done []prometheus.Collector
-	for _, c := range m.collectors() {
-		if err := r.Register(c); err != nil {
-			for _, d := range done {
-				r.Unregister(d)
-			}
-			var already prometheus.AlreadyRegisteredError
-			if errors.As(err, &already) {
-				return errors.New("the bus metrics are already registered (is another bus open with the same registry?)")
-			}
-			return err
-		}
-		done = append(done, c)
-	}
-	return nil
+	return telemetry.RegisterAll(r, "the bus metrics are already registered (is another bus open with the same registry?)", m.collectors()...)
 }
 
 func (m *metrics) unregister(r prometheus.Registerer) {

@@ -2,13 +2,14 @@ package kafka
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/glimpse-analytics/glimpse/internal/telemetry"
 )
 
 // Operations counted in glimpse_bus_errors_total{op}.
@@ -90,21 +91,7 @@ func (m *metrics) collectors() []prometheus.Collector {
 }
 
 func (m *metrics) register(r prometheus.Registerer) error {
-	var done []prometheus.Collector
-	for _, c := range m.collectors() {
-		if err := r.Register(c); err != nil {
-			for _, d := range done {
-				r.Unregister(d)
-			}
-			var already prometheus.AlreadyRegisteredError
-			if errors.As(err, &already) {
-				return errors.New("the bus metrics are already registered (is another bus open with the same registry?)")
-			}
-			return err
-		}
-		done = append(done, c)
-	}
-	return nil
+	return telemetry.RegisterAll(r, "the bus metrics are already registered (is another bus open with the same registry?)", m.collectors()...)
 }
 
 func (m *metrics) unregister(r prometheus.Registerer) {

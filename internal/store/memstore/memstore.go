@@ -183,49 +183,7 @@ func (s *Store) GetRows(ctx context.Context, keys []store.RowKey) ([]store.Row, 
 // ScanRows calls fn for every row in r, in (bucket, value, shard) order. The rows are
 // collected first, so fn may call back into the store.
 func (s *Store) ScanRows(ctx context.Context, r store.RowRange, fn func(store.Row) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	var want map[string]struct{}
-	if len(r.Values) > 0 {
-		want = make(map[string]struct{}, len(r.Values))
-		for _, v := range r.Values {
-			want[v] = struct{}{}
-		}
-	}
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return ErrClosed
-	}
-	var rows []store.Row
-	for c, row := range s.rows[partition{r.Site, r.Granularity, r.Dimension}] {
-		if c.bucket < r.From || c.bucket >= r.To {
-			continue
-		}
-		if want != nil {
-			if _, ok := want[c.value]; !ok {
-				continue
-			}
-		}
-		rows = append(rows, cloneRow(row))
-	}
-	s.mu.RUnlock()
-
-	slices.SortFunc(rows, func(a, b store.Row) int {
-		return compareClustering(clustering{a.Bucket, a.Value, a.Shard}, clustering{b.Bucket, b.Value, b.Shard})
-	})
-	for i, row := range rows {
-		if i%256 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		if err := fn(row); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s.VisitRows(ctx, r, func(row *store.Row) error { return fn(cloneRow(*row)) })
 }
 
 // VisitRows is ScanRows without copies: fn gets a row whose Visitors is the stored slice.
