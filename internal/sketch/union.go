@@ -568,3 +568,33 @@ func beta14(ez float64) float64 {
 		-0.00599583540511831*math.Pow(zl, 6) +
 		0.000449704299509437*math.Pow(zl, 7)
 }
+
+// AppendBinary appends the serialised form of u (as Sketch.Binary writes it, so Add and
+// FromBinary read it) to dst: the sorted keys while u is sparse, the registers once it is
+// dense. Adding the result to an empty Union gives u again, so a union of many rows can be
+// stored as one row and merged later without changing any estimate. An empty union
+// appends nothing.
+func (u *Union) AppendBinary(dst []byte) []byte {
+	u.compact()
+	if u.dense {
+		dst = append(dst, 2, precision, 0, 0)
+		dst = binary.BigEndian.AppendUint32(dst, numRegs)
+		return append(dst, u.regs[:]...)
+	}
+	if len(u.keys) == 0 {
+		return dst
+	}
+	dst = append(dst, 2, precision, 0, 1)
+	dst = binary.BigEndian.AppendUint32(dst, 0) // no loose keys
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(u.keys)))
+	dst = binary.BigEndian.AppendUint32(dst, u.keys[len(u.keys)-1])
+	sizeAt := len(dst)
+	dst = binary.BigEndian.AppendUint32(dst, 0) // size, set below
+	var prev uint32
+	for _, k := range u.keys {
+		dst = binary.AppendUvarint(dst, uint64(k-prev))
+		prev = k
+	}
+	binary.BigEndian.PutUint32(dst[sizeAt:], uint32(len(dst)-sizeAt-4))
+	return dst
+}

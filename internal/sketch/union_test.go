@@ -345,3 +345,57 @@ func TestValidKey(t *testing.T) {
 		}
 	}
 }
+
+func TestUnionAppendBinaryRoundTrip(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, n := range []int{0, 1, 2, 300, 8000, 8192, 8193, 9000, 50_000} {
+		var u Union
+		for p := 0; p < 8; p++ { // eight rows, as eight shards would write them
+			ids := make([]uint64, 0, n/8+1)
+			for range n/8 + 1 {
+				ids = append(ids, rng.Uint64())
+			}
+			if n == 0 {
+				ids = nil
+			}
+			if err := u.Add(idsSketch(ids)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := u.Estimate()
+		b := u.AppendBinary(nil)
+		if n == 0 {
+			if len(b) != 0 {
+				t.Fatalf("empty union serialised to %d bytes", len(b))
+			}
+			continue
+		}
+		var back Union
+		if err := back.Add(b); err != nil {
+			t.Fatalf("%d ids: re-reading the serialised union: %v", n, err)
+		}
+		if got := back.Estimate(); got != want {
+			t.Errorf("%d ids: estimate %d after a round trip, want %d", n, got, want)
+		}
+		if back.Dense() != u.Dense() {
+			t.Errorf("%d ids: dense %v after a round trip, want %v", n, back.Dense(), u.Dense())
+		}
+		s, err := FromBinary(b)
+		if err != nil {
+			t.Fatalf("%d ids: the serialised union is no sketch: %v", n, err)
+		}
+		if got := s.Estimate(); n <= 6000 && got != want {
+			t.Errorf("%d ids: sketch estimate %d, union %d", n, got, want)
+		}
+		// Merged with more rows, the stored union counts like the rows it replaced.
+		extra := idsSketch([]uint64{rng.Uint64(), rng.Uint64()})
+		var viaRows, viaStored Union
+		viaRows.Merge(&u)
+		_ = viaRows.Add(extra)
+		_ = viaStored.Add(b)
+		_ = viaStored.Add(extra)
+		if viaRows.Estimate() != viaStored.Estimate() {
+			t.Errorf("%d ids: stored union merges to %d, the rows to %d", n, viaStored.Estimate(), viaRows.Estimate())
+		}
+	}
+}

@@ -261,7 +261,40 @@ func (p *Partition) Checkpoint(ctx context.Context) (next int64, err error) {
 	p.stats.Checkpoints++
 	p.m.checkpoints.Inc()
 	p.m.ckptBytes.Set(float64(len(body)))
+	p.storeSeal(ctx)
 	return next, nil
+}
+
+// Seal returns the time (Unix ms) before which this partition will never change a rollup
+// row again, and false while it has seen no event. Rows change only for events it still
+// accepts (no older than the newest one seen minus the lateness) and at the start of the
+// visits they join or close (a visit's rows sit in the hour and day it started), so the
+// seal is the earlier of the oldest accepted event time and the oldest open visit's start.
+// See store.SealedThrough.
+func (p *Partition) Seal() (int64, bool) {
+	if !p.seen {
+		return 0, false
+	}
+	seal := p.watermark - p.lateMS
+	for _, s := range p.sessions {
+		seal = min(seal, s.start)
+	}
+	return seal, true
+}
+
+// storeSeal records the seal after a checkpoint, when it moved. The checkpoint has flushed
+// every row, so what the seal promises is in the store. A failure only delays sealing: it
+// is logged, and the next checkpoint tries again.
+func (p *Partition) storeSeal(ctx context.Context) {
+	seal, ok := p.Seal()
+	if !ok || seal <= p.sealed {
+		return
+	}
+	if err := p.st.PutMeta(ctx, store.SealNamespace, p.sealKey, store.EncodeSeal(seal)); err != nil {
+		p.log.Warn("could not record the partition's seal; finished days stay unmerged until the next checkpoint", "err", err)
+		return
+	}
+	p.sealed = seal
 }
 
 func (p *Partition) dropChunks(ctx context.Context, gen uint64, n int) {

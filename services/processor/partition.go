@@ -53,6 +53,8 @@ type Partition struct {
 	shard   int32
 	key     string // checkpoint key
 	highKey string // rows-high mark key, RowsHighKey
+	sealKey string // store.SealKey of this partition
+	sealed  int64  // seal last stored (see storeSeal); 0 when none
 
 	lateMS, graceMS int64
 	maxRows         int
@@ -132,6 +134,7 @@ func openPartition(ctx context.Context, cfg Config, deps Deps, m *metrics, shard
 		shard:         shard,
 		key:           CheckpointKey(cfg.Topic, cfg.Group, shard),
 		highKey:       RowsHighKey(cfg.Topic, shard),
+		sealKey:       store.SealKey(cfg.Topic, cfg.Group, shard),
 		lateMS:        cfg.Lateness.Milliseconds(),
 		graceMS:       cfg.SessionGrace.Milliseconds(),
 		maxRows:       cfg.MaxCachedRows,

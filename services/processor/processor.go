@@ -81,6 +81,10 @@ func (p *Processor) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("processor: topic %q: %w", p.cfg.Topic, err)
 	}
+	// Days are sealed only once every partition of the group has recorded its seal.
+	if err := p.deps.Store.PutMeta(ctx, store.SealNamespace, store.SealGroupKey(p.cfg.Topic, p.cfg.Group), store.EncodeSeal(int64(n))); err != nil {
+		return fmt.Errorf("processor: record the partitions of topic %q: %w", p.cfg.Topic, err)
+	}
 	p.log.Info("processor ready", "topic", p.cfg.Topic, "group", p.cfg.Group, "partitions", n)
 	return nil
 }

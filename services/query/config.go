@@ -51,6 +51,10 @@ type Config struct {
 	// store that keeps them forever passes a longer duration than any range): a range
 	// reaching further back is answered from other rows or by scanning events.
 	MinuteRetention time.Duration
+	// SealedDays reads finished days from rows merged across shards (see store.SealedDimension),
+	// and merges a finished day the first time it is read from the shards' rows. A day is
+	// finished once every processor partition has recorded that it will not change it again.
+	SealedDays bool
 }
 
 // DefaultConfig returns the defaults the flags show.
@@ -65,6 +69,7 @@ func DefaultConfig() Config {
 		CacheBytes:    64 << 20,
 		CacheAfter:    48 * time.Hour,
 		Auth:          true,
+		SealedDays:    true,
 	}
 }
 
@@ -79,6 +84,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.VisitMargin, "query.visit-margin", c.VisitMargin, "extra time scanned before and after the date range so visits crossing its edges are seen whole")
 	fs.Int64Var(&c.CacheBytes, "query.cache-bytes", c.CacheBytes, "memory for cached past rollup buckets, in bytes (0 disables the cache)")
 	fs.DurationVar(&c.CacheAfter, "query.cache-after", c.CacheAfter, "cache rollup buckets that ended longer ago than this (match --processor.lateness)")
+	fs.BoolVar(&c.SealedDays, "query.sealed-days", c.SealedDays, "read days no processor can change any more from rows merged across shards, and store that merge the first time such a day is read")
 	fs.BoolVar(&c.ForceScan, "query.force-scan", c.ForceScan, "answer every query by scanning stored events instead of rollups (slow; for checks)")
 	fs.StringVar(&c.FXRates, "query.fx-rates", c.FXRates, "`file` of exchange rates for revenue: CSV lines CODE,RATE (a .csv name) or a JSON object {\"USD\": 0.92}; a rate is the value of one unit in a common base currency (see docs/api.md)")
 	fs.BoolVar(&c.Auth, "query.auth", c.Auth, "require an API key (Authorization: Bearer, made with \"glimpse keys create\") covering the queried site, except for public sites")

@@ -21,6 +21,7 @@ type metrics struct {
 
 	cacheHits, cacheMisses, cacheEvictions, cacheInvalidations prometheus.Counter
 	cacheBytes                                                 prometheus.Gauge
+	sealedRead, sealedMerged, sealedWriteErrors                prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -58,6 +59,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "glimpse_query_cache_invalidations_total",
 			Help: "Cached buckets dropped because rows of them were written again.",
 		}),
+		sealedRead: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "glimpse_query_sealed_days_read_total",
+			Help: "Finished days (of one rollup) read from their rows merged across shards.",
+		}),
+		sealedMerged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "glimpse_query_sealed_days_merged_total",
+			Help: "Finished days (of one rollup) merged across shards and stored, after a query read them from the shards' rows.",
+		}),
+		sealedWriteErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "glimpse_query_sealed_days_write_errors_total",
+			Help: "Merges of finished days that could not be stored (the next query that reads the day tries again).",
+		}),
 		cacheBytes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "glimpse_query_cache_bytes",
 			Help: "Approximate memory held by the query cache of past buckets.",
@@ -67,7 +80,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.latency, m.rowsRead, m.eventsScanned,
-		m.cacheHits, m.cacheMisses, m.cacheEvictions, m.cacheInvalidations, m.cacheBytes} {
+		m.cacheHits, m.cacheMisses, m.cacheEvictions, m.cacheInvalidations, m.cacheBytes,
+		m.sealedRead, m.sealedMerged, m.sealedWriteErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("query metrics: %w", err)
 		}

@@ -111,9 +111,11 @@ func (s *Service) rollup(ctx context.Context, q *Query, p plan, meta *Meta) (*gr
 		reads = []span{{from, to}}
 	}
 
+	sealed := s.sealedSpan(ctx, q, p)
 	workers := s.splitWork(reads, hits, w)
 	for _, wk := range workers {
 		wk.init(s, q, p, fills)
+		wk.sealed = sealed
 		if rfill != nil {
 			wk.sealedTo, wk.gs = sealedTo, newGroups(q, false)
 		}
@@ -149,6 +151,14 @@ func (s *Service) rollup(ctx context.Context, q *Query, p plan, meta *Meta) (*gr
 	}
 	meta.RowsRead = read
 	s.metrics.rowsRead.Add(float64(read))
+	if err == nil && sealed.to > sealed.from {
+		var mergedRead int
+		for _, wk := range workers {
+			mergedRead += wk.mergedRead
+		}
+		s.metrics.sealedRead.Add(float64(mergedRead))
+		s.storeMerged(mergedRows(q, p, workers)) // before the entries are cached and shared
+	}
 
 	// Cache what was read of sealed buckets, unless it failed; a bucket without rows is
 	// cached empty.
@@ -288,9 +298,16 @@ type rollupWorker struct {
 	sealedTo int64
 	gs       *groups
 
-	// entries holds the sealed buckets read for the cache, by bucket.
+	// entries holds the sealed buckets read for the cache or to be merged, by bucket.
 	entries map[int64]*bucketEntry
 	cur     *bucketEntry // entry of the bucket of the last row, nil when not filled
+
+	// sealed is the span of buckets no processor changes any more (see sealed.go);
+	// mergedRead counts those read from merged rows, unmerged lists those read from the
+	// shards' rows, to be merged.
+	sealed     span
+	mergedRead int
+	unmerged   []int64
 
 	// the group of the last row, for the runs of rows (one per shard) of one value
 	last       *acc
@@ -321,8 +338,7 @@ func (wk *rollupWorker) run(ctx context.Context) error {
 		wk.foldEntry(e)
 	}
 	for _, r := range wk.reads {
-		rr := store.RowRange{Site: wk.q.SiteID, Granularity: wk.p.gran, Dimension: wk.p.dimension, From: r.from, To: r.to, Values: wk.p.values}
-		if err := wk.s.visitRows(ctx, rr, wk.row); err != nil {
+		if err := wk.readSpan(ctx, r); err != nil {
 			return err
 		}
 	}
@@ -363,10 +379,10 @@ func (wk *rollupWorker) row(r *store.Row) error {
 	if r.Bucket < wk.from || r.Bucket >= wk.to || r.Site != wk.q.SiteID || r.Dimension != wk.p.dimension {
 		return nil
 	}
-	if wk.fills != nil {
+	if wk.fills != nil || wk.sealed.to > wk.sealed.from {
 		if wk.cur == nil || wk.cur.key.from != r.Bucket {
 			wk.cur = wk.entries[r.Bucket]
-			if wk.cur == nil && wk.fills[r.Bucket] != nil {
+			if wk.cur == nil && (wk.fills[r.Bucket] != nil || wk.inSealed(r.Bucket)) {
 				wk.cur = &bucketEntry{key: oneBucket(wk.q.SiteID, wk.p.gran, wk.p.dimension, r.Bucket)}
 				if wk.entries == nil {
 					wk.entries = map[int64]*bucketEntry{}

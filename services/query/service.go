@@ -47,6 +47,7 @@ type Service struct {
 	metrics *metrics
 
 	cache     *rollupCache // nil when disabled or the store cannot report writes
+	seals     seals        // finished days merged across shards (sealed.go)
 	stopWatch func()
 	auth      *authorizer // nil when Config.Auth is off
 
@@ -75,6 +76,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, store: deps.Store, log: deps.Log, now: deps.Now, metrics: m}
+	s.seals.writing = make(chan struct{}, 1)
 	s.siteDir = sites.NewDirectory(deps.Store, sites.Options{})
 	if cfg.FXRates != "" {
 		if s.fx, err = LoadFXRates(cfg.FXRates); err != nil {
@@ -103,10 +105,17 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
-// Stop implements lifecycle.Service: it stops following the store's writes.
-func (s *Service) Stop(context.Context) error {
+// Stop implements lifecycle.Service: it stops following the store's writes and waits for
+// merged days being stored (or ctx).
+func (s *Service) Stop(ctx context.Context) error {
 	if s.stopWatch != nil {
 		s.stopWatch()
+	}
+	done := make(chan struct{})
+	go func() { s.seals.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
 	}
 	return nil
 }
