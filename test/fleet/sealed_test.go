@@ -113,7 +113,7 @@ func publishPastDays(t *testing.T, f *Fleet, site string, days int) int {
 	pages := []string{"/", "/pricing", "/docs", "/blog", "/blog/one", "/blog/two", "/about", "/signup"}
 	sources := []string{"", "Google", "Bing", "news.ycombinator.com", "Twitter"}
 	devices := []string{"Desktop", "Mobile", "Tablet"}
-	start := time.Now().UTC().Truncate(24 * time.Hour).AddDate(0, 0, -days)
+	start := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -days)
 	var evs []*event.Event
 	for v := range 400 {
 		vid := uint64(v+1) * 0x9e3779b97f4a7c15
