@@ -143,8 +143,8 @@ func TestCacheBounded(t *testing.T) {
 	}
 }
 
-// Recent buckets, which the processor still changes, are not cached; nor is anything when
-// the store cannot report its writes.
+// Recent buckets, which the processor still changes, are not cached; nor is anything but
+// finished days when the store cannot report its writes (see TestCacheOfFinishedDays).
 func TestCacheScope(t *testing.T) {
 	st := buildStore(t, synthetic(11, 20), 2).load(t)
 	svc := newTestService(t, st, func(c *Config) { c.CacheAfter = 30 * 24 * time.Hour })
@@ -154,8 +154,13 @@ func TestCacheScope(t *testing.T) {
 		}
 	}
 	blind := newTestService(t, struct{ store.Store }{st})
-	if blind.cache != nil {
-		t.Error("cache set up on a store that does not report writes")
+	for range 2 {
+		if r := blind.query(t, cacheQueries[0]); r.Meta.BucketsCached != 0 {
+			t.Errorf("%d buckets came from the cache on a store that does not report writes, with no finished day", r.Meta.BucketsCached)
+		}
+	}
+	if off := newTestService(t, struct{ store.Store }{st}, func(c *Config) { c.SealedDays = false }); off.cache != nil {
+		t.Error("cache set up on a store that does not report writes, without finished days")
 	}
 }
 

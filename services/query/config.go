@@ -35,8 +35,10 @@ type Config struct {
 	// CacheBytes bounds the memory of the cache of past rollup buckets: the rows of one
 	// bucket (one day of the top pages, say) merged across shards and kept, so a dashboard
 	// that asks for the same past days again does not read and merge them again. 0 disables
-	// it. The cache is only used with a store that reports writes (the embedded Pebble store
-	// of glimpse all); every write to a cached bucket drops it, so answers never go stale.
+	// it. With a store that reports writes (the embedded Pebble store of glimpse all) every
+	// write to a cached bucket drops it, so answers never go stale. With one that does not
+	// (Cassandra, written by processors elsewhere), only buckets of finished days (see
+	// SealedDays) are cached: no processor changes them any more.
 	CacheBytes int64
 	// CacheAfter is how long after a bucket ends it is cached: buckets that may still
 	// change often stay out of the cache, since each change drops them again. Set it to the

@@ -61,6 +61,9 @@ func (s *Service) rollup(ctx context.Context, q *Query, p plan, meta *Meta) (*gr
 	useCache := s.cache != nil && len(p.values) == 0 && from%w == 0 && (to-from)/w <= maxCacheBuckets
 	if useCache {
 		cutoff := s.now().Add(-s.cfg.CacheAfter).Unix() // buckets ending by then are cached
+		if s.finalOnly {
+			cutoff = min(cutoff, s.sealedThrough(ctx))
+		}
 		for sealedTo < to && sealedTo+w <= cutoff {
 			sealedTo += w
 		}

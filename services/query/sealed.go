@@ -30,7 +30,8 @@ type seals struct {
 }
 
 // sealedThrough returns the time (Unix seconds) before which every rollup row is final, or
-// 0. A store that cannot answer makes it 0 (the shards' rows are read as before).
+// 0. A store that cannot answer makes it 0 (the shards' rows are read as before). Buckets
+// that end by it are also the only ones cached when the store cannot report writes.
 func (s *Service) sealedThrough(ctx context.Context) int64 {
 	sl := &s.seals
 	sl.mu.Lock()

@@ -176,3 +176,43 @@ func TestIncompleteMergeIgnored(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// On a store that does not report writes (Cassandra), only finished days are cached: the
+// answers stay those of the shards' rows, and a bucket that is not finished never comes
+// from the cache, however often it is asked for.
+func TestCacheOfFinishedDays(t *testing.T) {
+	b := buildStore(t, synthetic(11, 60), 4)
+	st := struct{ store.Store }{openEngine(t, "mem", b.rows)} // hides WatchRows
+	through := store.Day.Truncate(testNow.Add(-5*24*time.Hour).UnixMilli()) * 1000
+	sealStore(t, st, 4, time.UnixMilli(through))
+	plain := newTestService(t, st, func(c *Config) { c.SealedDays, c.CacheBytes = false, 0 })
+	cached := newTestService(t, st)
+	if !cached.finalOnly {
+		t.Fatal("the cache is not limited to finished days")
+	}
+	hits := 0
+	for round := range 3 {
+		for _, q := range sealedQueries {
+			want := plain.query(t, q)
+			got := cached.query(t, q)
+			cached.seals.wg.Wait()
+			hits += got.Meta.BucketsCached
+			if !reflect.DeepEqual(rowsOf(got), rowsOf(want)) {
+				t.Errorf("round %d, %s:\ncached %v\nshards %v", round, q, rowsOf(got), rowsOf(want))
+			}
+		}
+	}
+	if hits == 0 {
+		t.Fatal("no finished day came from the cache")
+	}
+	// A row written now into a day after the seal would show at once: that day is not cached.
+	day := store.Day.Truncate(testNow.Add(-4*24*time.Hour).UnixMilli()) // older than CacheAfter, after the seal
+	row := store.Row{RowKey: store.RowKey{Site: "a.test", Granularity: store.Day, Dimension: "event:page", Bucket: day, Value: "/fresh", Shard: 3},
+		Aggregate: store.Aggregate{Pageviews: 5, Visits: 1}}
+	if err := st.WriteRows(context.Background(), []store.Row{row}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rowsOf(cached.query(t, sealedQueries[0])), rowsOf(plain.query(t, sealedQueries[0])); !reflect.DeepEqual(got, want) {
+		t.Errorf("after a write to an unfinished day:\ncached %v\nshards %v", got, want)
+	}
+}

@@ -46,7 +46,11 @@ type Service struct {
 	now     func() time.Time
 	metrics *metrics
 
-	cache     *rollupCache // nil when disabled or the store cannot report writes
+	cache     *rollupCache // nil when disabled
+	// finalOnly limits the cache to buckets no processor changes any more (see sealed.go):
+	// the store does not report writes (Cassandra, written by other processes), so a cached
+	// bucket that could still change would go stale.
+	finalOnly bool
 	seals     seals        // finished days merged across shards (sealed.go)
 	stopWatch func()
 	auth      *authorizer // nil when Config.Auth is off
@@ -89,6 +93,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if w, ok := deps.Store.(rowWatcher); ok && cfg.CacheBytes > 0 {
 		s.cache = newRollupCache(cfg.CacheBytes, m)
 		s.stopWatch = w.WatchRows(s.cache.invalidate)
+	} else if cfg.CacheBytes > 0 && cfg.SealedDays {
+		s.cache = newRollupCache(cfg.CacheBytes, m)
+		s.finalOnly = true
 	}
 	return s, nil
 }

@@ -20,7 +20,8 @@ echo "== bulk load of $events events into $data/bus"
 pageviews=$(sed -n 's/.*(\([0-9]*\) page views).*/\1/p' "$work/load.txt")
 
 echo "== glimpse all consumes them"
-"$work/glimpse" all --addr=127.0.0.1:18081 --data-dir="$data" --log.level=warn --query.auth=false &
+"$work/glimpse" all --addr=127.0.0.1:18081 --data-dir="$data" --log.level=warn --query.auth=false \
+  --gateway.rate-limit.ip=0 --gateway.rate-limit.site-api=0 &
 pid=$!
 for _ in $(seq 1 300); do curl -fsS -o /dev/null http://127.0.0.1:18081/readyz 2>/dev/null && break; sleep 0.2; done
 t0=$(date +%s)
