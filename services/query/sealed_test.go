@@ -206,7 +206,7 @@ func TestCacheOfFinishedDays(t *testing.T) {
 		t.Fatal("no finished day came from the cache")
 	}
 	// A row written now into a day after the seal would show at once: that day is not cached.
-	day := store.Day.Truncate(testNow.Add(-4*24*time.Hour).UnixMilli()) // older than CacheAfter, after the seal
+	day := store.Day.Truncate(testNow.Add(-4 * 24 * time.Hour).UnixMilli()) // older than CacheAfter, after the seal
 	row := store.Row{RowKey: store.RowKey{Site: "a.test", Granularity: store.Day, Dimension: "event:page", Bucket: day, Value: "/fresh", Shard: 3},
 		Aggregate: store.Aggregate{Pageviews: 5, Visits: 1}}
 	if err := st.WriteRows(context.Background(), []store.Row{row}); err != nil {

@@ -46,12 +46,12 @@ type Service struct {
 	now     func() time.Time
 	metrics *metrics
 
-	cache     *rollupCache // nil when disabled
+	cache *rollupCache // nil when disabled
 	// finalOnly limits the cache to buckets no processor changes any more (see sealed.go):
 	// the store does not report writes (Cassandra, written by other processes), so a cached
 	// bucket that could still change would go stale.
 	finalOnly bool
-	seals     seals        // finished days merged across shards (sealed.go)
+	seals     seals // finished days merged across shards (sealed.go)
 	stopWatch func()
 	auth      *authorizer // nil when Config.Auth is off
 
