@@ -8,7 +8,6 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/internal/store"
 	"github.com/glimpse-analytics/glimpse/internal/store/memstore"
-	"github.com/glimpse-analytics/glimpse/internal/store/pebblestore"
 )
 
 var cacheQueries = []string{
@@ -50,17 +49,7 @@ func TestCachedAnswersAreUncachedAnswers(t *testing.T) {
 func TestCacheInvalidatedByWrites(t *testing.T) {
 	for _, engine := range []string{"mem", "pebble"} {
 		t.Run(engine, func(t *testing.T) {
-			var st store.Store
-			if engine == "mem" {
-				st = memstore.New()
-			} else {
-				ps, err := pebblestore.Open(t.TempDir(), pebblestore.Options{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				st = ps
-			}
-			t.Cleanup(func() { st.Close() })
+			st := openEngine(t, engine, nil)
 			ctx := context.Background()
 			old := at("2026-03-09 00:00:00") // sealed: more than 48h before testNow
 			write := func(pv int64, shard int32) {

@@ -12,8 +12,6 @@ import (
 
 	"github.com/glimpse-analytics/glimpse/internal/sketch"
 	"github.com/glimpse-analytics/glimpse/internal/store"
-	"github.com/glimpse-analytics/glimpse/internal/store/memstore"
-	"github.com/glimpse-analytics/glimpse/internal/store/pebblestore"
 )
 
 // dashboardRows builds the day rollup rows (totals and event:page) a processor writes for
@@ -149,24 +147,7 @@ func BenchmarkDashboardRealistic(b *testing.B) {
 		for _, c := range benchEngines() {
 			engine, cache := c[0], c[1]
 			b.Run(fmt.Sprintf("events=%dM/store=%s/cache=%s", events/1_000_000, engine, cache), func(b *testing.B) {
-				var st store.Store
-				switch engine {
-				case "mem":
-					st = memstore.New()
-				case "pebble":
-					ps, err := pebblestore.Open(b.TempDir(), pebblestore.Options{})
-					if err != nil {
-						b.Fatal(err)
-					}
-					st = ps
-				}
-				b.Cleanup(func() { st.Close() })
-				ctx := context.Background()
-				for i := 0; i < len(rows); i += 5000 {
-					if err := st.WriteRows(ctx, rows[i:min(i+5000, len(rows))]); err != nil {
-						b.Fatal(err)
-					}
-				}
+				st := openEngine(b, engine, rows)
 				svc := newTestService(b, st, benchCacheConfig(cache))
 				benchDashboard(b, svc, len(rows), sketchBytes, cache)
 				benchCacheMetrics(b, svc)

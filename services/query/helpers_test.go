@@ -20,6 +20,7 @@ import (
 	"github.com/glimpse-analytics/glimpse/internal/sketch"
 	"github.com/glimpse-analytics/glimpse/internal/store"
 	"github.com/glimpse-analytics/glimpse/internal/store/memstore"
+	"github.com/glimpse-analytics/glimpse/internal/store/pebblestore"
 )
 
 // testNow is the fixed clock of the tests: a Sunday afternoon.
@@ -289,4 +290,30 @@ func readAll(t testing.TB, r io.Reader) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// openEngine opens an empty store of the named engine ("mem" or "pebble"), closed when the
+// test ends, and writes rows into it.
+func openEngine(t testing.TB, engine string, rows []store.Row) store.Store {
+	t.Helper()
+	var st store.Store
+	switch engine {
+	case "mem":
+		st = memstore.New()
+	case "pebble":
+		ps, err := pebblestore.Open(t.TempDir(), pebblestore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = ps
+	default:
+		t.Fatalf("no engine %q", engine)
+	}
+	t.Cleanup(func() { st.Close() })
+	for i := 0; i < len(rows); i += 5000 {
+		if err := st.WriteRows(context.Background(), rows[i:min(i+5000, len(rows))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st
 }

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/glimpse-analytics/glimpse/internal/store"
-	"github.com/glimpse-analytics/glimpse/internal/store/memstore"
-	"github.com/glimpse-analytics/glimpse/internal/store/pebblestore"
 )
 
 // sealStore records seals as processors of a topic with the given partitions would: every
@@ -35,26 +33,6 @@ var sealedQueries = append([]string{
 	`{"site_id":"a.test","metrics":["visitors","pageviews","events"],"date_range":"all"}`,
 	`{"site_id":"a.test","metrics":["visitors"],"date_range":["2026-02-20","2026-03-13"],"dimensions":["visit:source"],"filters":[["is_not","visit:source",["Bing"]]]}`,
 }, cacheQueries...)
-
-func openEngine(t testing.TB, engine string, rows []store.Row) store.Store {
-	t.Helper()
-	var st store.Store
-	switch engine {
-	case "mem":
-		st = memstore.New()
-	case "pebble":
-		ps, err := pebblestore.Open(t.TempDir(), pebblestore.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st = ps
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.WriteRows(context.Background(), rows); err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
 
 // Days read from their merged rows give the answers the shards' rows give: on the first
 // round (which reads the shards and stores the merge), and on later ones (which read the
