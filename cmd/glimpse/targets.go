@@ -154,6 +154,9 @@ func runTarget(t targetSpec) func(ctx context.Context, args []string, stdout, st
 		if err := applyMemoryLimit(g.MemoryLimit, log); err != nil {
 			return err
 		}
+		if t.isAll() {
+			tuneGC(ctx, log)
+		}
 		return serve(ctx, t, g, ec, sc, log)
 	}
 }

@@ -13,9 +13,14 @@ import (
 	"fmt"
 )
 
-// Version is the wire version this binary writes and the only one it reads.
+// Version is the wire version this binary writes: the compact binary form of wire.go.
 // Bump it whenever a field changes meaning or a new field must not be ignored.
-const Version byte = 1
+const Version byte = 2
+
+// VersionJSON is the first wire version: a version byte followed by the event as JSON.
+// Nothing writes it any more, but bus topics and stored events written by earlier
+// releases hold it, so Decode still reads it.
+const VersionJSON byte = 1
 
 // PageviewName is the event name of a page view; every other name but EngagementName is a
 // custom event.
@@ -119,33 +124,39 @@ var ErrUnknownVersion = errors.New("event: unknown wire version")
 // any version: the processor sets such a message aside instead of stopping on it.
 const maxFutureVersion = 31
 
-// Encode returns the wire form of e: one version byte followed by the JSON body.
+// Encode returns the wire form of e: the version byte followed by the binary body of
+// wire.go. It fails only for an event larger than MaxEncodedLen, which Decode would refuse.
 func Encode(e *Event) ([]byte, error) {
-	body, err := json.Marshal(e)
-	if err != nil {
-		return nil, err
+	n := encodedLen(e)
+	if n > MaxEncodedLen {
+		return nil, fmt.Errorf("event: encoded event would be %d bytes, more than the limit of %d", n, MaxEncodedLen)
 	}
-	out := make([]byte, 0, len(body)+1)
-	out = append(out, Version)
-	return append(out, body...), nil
+	return appendBinary(make([]byte, 0, n), e), nil
 }
 
-// Decode parses the wire form written by Encode.
+// Decode parses the wire form written by Encode, and by earlier releases (VersionJSON).
+// It never panics: any input gives an event or an error.
 func Decode(b []byte) (*Event, error) {
 	if len(b) == 0 {
 		return nil, errors.New("event: empty message")
 	}
-	if b[0] != Version {
-		if b[0] > Version && b[0] <= maxFutureVersion {
-			return nil, fmt.Errorf("%w %d (this binary reads version %d): upgrade the processor before the collectors", ErrUnknownVersion, b[0], Version)
+	switch b[0] {
+	case Version:
+		if len(b) > MaxEncodedLen {
+			return nil, fmt.Errorf("event: message is %d bytes, more than the limit of %d", len(b), MaxEncodedLen)
 		}
-		// Not a version any collector writes: a message that is not an event at all (written
-		// by another producer, or damaged). It is set aside, not a reason to stop.
-		return nil, fmt.Errorf("event: not an event (first byte 0x%02x is no wire version)", b[0])
+		return decodeBinary(b[1:])
+	case VersionJSON:
+		var e Event
+		if err := json.Unmarshal(b[1:], &e); err != nil {
+			return nil, fmt.Errorf("event: malformed body: %w", err)
+		}
+		return &e, nil
 	}
-	var e Event
-	if err := json.Unmarshal(b[1:], &e); err != nil {
-		return nil, fmt.Errorf("event: malformed body: %w", err)
+	if b[0] > Version && b[0] <= maxFutureVersion {
+		return nil, fmt.Errorf("%w %d (this binary reads versions %d and %d): upgrade the processor before the collectors", ErrUnknownVersion, b[0], VersionJSON, Version)
 	}
-	return &e, nil
+	// Not a version any collector writes: a message that is not an event at all (written
+	// by another producer, or damaged). It is set aside, not a reason to stop.
+	return nil, fmt.Errorf("event: not an event (first byte 0x%02x is no wire version)", b[0])
 }

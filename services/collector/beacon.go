@@ -540,14 +540,26 @@ func decodeEventID(raw json.RawMessage) (string, error) {
 	if len(raw) == 0 || isNull(raw) {
 		return "", nil
 	}
-	bad := inputErr("eid", `"eid" (event id) must be a string of 1 to %d printable ASCII characters without spaces, the same on every resend of the event`, event.MaxIDLen)
+	bad := func() error {
+		return inputErr("eid", `"eid" (event id) must be a string of 1 to %d printable ASCII characters without spaces, the same on every resend of the event`, event.MaxIDLen)
+	}
+	if raw[0] != '"' {
+		return "", bad()
+	}
 	var s string
-	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil || len(s) > event.MaxIDLen {
-		return "", bad
+	if len(raw) >= 2 && raw[len(raw)-1] == '"' && bytes.IndexByte(raw[1:len(raw)-1], '\\') < 0 {
+		// No escapes: the JSON string is its bytes (the checks below refuse anything that
+		// is not printable ASCII), so a second JSON pass is not needed.
+		s = string(raw[1 : len(raw)-1])
+	} else if json.Unmarshal(raw, &s) != nil {
+		return "", bad()
+	}
+	if len(s) > event.MaxIDLen {
+		return "", bad()
 	}
 	for i := 0; i < len(s); i++ {
 		if s[i] <= ' ' || s[i] >= 0x7f {
-			return "", bad
+			return "", bad()
 		}
 	}
 	return s, nil

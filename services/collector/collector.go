@@ -207,8 +207,21 @@ func (c *Collector) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(MPPath, c.serveMP)
 	mux.HandleFunc("/", c.serveHTTP)
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The beacon path straight away: a ServeMux match allocates, once per beacon.
+		// Everything else goes through the mux (path cleaning, redirects).
+		if r.URL.Path == Path {
+			c.serveHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
+
+// Header values of every accepted beacon, shared by all answers: net/http only reads them.
+var (
+	textPlainHeader = []string{"text/plain; charset=utf-8"}
+)
 
 const allowed = "POST, OPTIONS"
 
@@ -235,7 +248,11 @@ func (c *Collector) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	c.m.inFlight.Inc()
 	res := c.collect(r)
 	c.m.inFlight.Dec()
-	if res.result != "" { // "": counted where the events were dropped (admit)
+	switch res.result {
+	case "": // counted where the events were dropped (admit)
+	case resultAccepted:
+		c.m.accepted.Add(float64(max(res.count, 1)))
+	default:
 		c.m.events.WithLabelValues(res.result).Add(float64(max(res.count, 1)))
 	}
 
@@ -245,7 +262,7 @@ func (c *Collector) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if res.dropped != "" {
 			h.Set(DroppedHeader, res.dropped)
 		}
-		h.Set("Content-Type", "text/plain; charset=utf-8")
+		h["Content-Type"] = textPlainHeader
 		w.WriteHeader(http.StatusAccepted)
 		_, _ = io.WriteString(w, "ok")
 	default:
@@ -254,7 +271,11 @@ func (c *Collector) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeError(w, res.code, res.msg)
 	}
-	c.m.duration.WithLabelValues(strconv.Itoa(res.code)).Observe(time.Since(t0).Seconds())
+	if res.code == http.StatusAccepted {
+		c.m.acceptedDuration.Observe(time.Since(t0).Seconds())
+	} else {
+		c.m.duration.WithLabelValues(strconv.Itoa(res.code)).Observe(time.Since(t0).Seconds())
+	}
 }
 
 // outcome is the answer to one POST.
@@ -489,7 +510,7 @@ func (c *Collector) publish(ctx context.Context, msgs []bus.Message) outcome {
 	took := time.Since(t0).Seconds()
 	switch {
 	case err == nil:
-		c.m.publish.WithLabelValues("ok").Observe(took)
+		c.m.publishOK.Observe(took)
 		return outcome{code: http.StatusAccepted, result: resultAccepted, count: len(msgs)}
 	case errors.Is(err, bus.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
 		c.m.publish.WithLabelValues("unavailable").Observe(took)

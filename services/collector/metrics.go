@@ -28,6 +28,12 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 	publish  *prometheus.HistogramVec
 	inFlight prometheus.Gauge
+
+	// The children every accepted beacon touches, looked up once: a lookup by label value
+	// hashes the value on every request.
+	accepted         prometheus.Counter
+	acceptedDuration prometheus.Observer
+	publishOK        prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -54,6 +60,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{resultAccepted, resultBot, resultInvalid, resultTooLarge, resultUnsupported, resultMethod, resultNotFound, resultUnavailable, resultError, resultCanceled, resultUnknownSite, resultForeignHostname} {
 		m.events.WithLabelValues(r)
 	}
+	m.accepted = m.events.WithLabelValues(resultAccepted)
+	m.acceptedDuration = m.duration.WithLabelValues("202")
+	m.publishOK = m.publish.WithLabelValues("ok")
 	if reg == nil {
 		return m, nil
 	}

@@ -100,7 +100,14 @@ func (g *Gateway) serveUpstream(w http.ResponseWriter, r *http.Request, rt *rout
 			}
 		}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), rt.timeout)
+	var ctx context.Context
+	var cancel func()
+	if len(g.deps.InProc) > 0 {
+		// glimpse all: the upstreams run in this process (see deadlineCtx).
+		ctx, cancel = withLazyDeadline(r.Context(), time.Now().Add(rt.timeout))
+	} else {
+		ctx, cancel = context.WithTimeout(r.Context(), rt.timeout)
+	}
 	defer cancel()
 	insts, err := g.deps.Registry.Instances(ctx, rt.service)
 	if err != nil || len(insts) == 0 {

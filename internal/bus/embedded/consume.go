@@ -235,7 +235,9 @@ func (c *claim) SetOffset(offset int64) error {
 
 // Fetch waits until a message at the read position exists, then returns up to max of them.
 // It returns ctx's error when ctx ends first, the claim's when the partition is revoked
-// (even if ctx is unrelated), and ErrClosed when the bus closes.
+// (even if ctx is unrelated), and ErrClosed when the bus closes. The messages' keys, values
+// and headers may be shared with other consumers of the topic (see recent.go): read them,
+// do not modify them.
 func (c *claim) Fetch(ctx context.Context, max int) ([]bus.Message, error) {
 	if max < 1 {
 		return nil, fmt.Errorf("bus: Fetch(max=%d): max must be at least 1", max)
@@ -276,7 +278,12 @@ func (c *claim) fetchNow(max int) ([]bus.Message, <-chan struct{}, error) {
 		return nil, notify, nil
 	}
 	from := max64(c.next, low)
-	msgs, err := c.read(from, min(tail, from+int64(max)))
+	to := min(tail, from+int64(max))
+	if msgs := c.part.recentRange(from, to); msgs != nil {
+		c.next = to
+		return msgs, nil, nil
+	}
+	msgs, err := c.read(from, to)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -319,9 +326,12 @@ func (c *claim) read(from, to int64) ([]bus.Message, error) {
 				return fmt.Errorf("%w at %s/%d offset %d", err, p.topic, p.id, msgKeyOffset(it.Key()))
 			}
 			// One allocation for the keys and values of many messages; the iterator's
-			// memory is reused after Next.
-			if cap(buf)-len(buf) < len(key)+len(value) {
-				buf = make([]byte, 0, max(64<<10, len(key)+len(value)))
+			// memory is reused after Next. A block holds up to 64 KiB, or what the rest of
+			// the range needs if messages like this one fill it, so that fetching a few
+			// small messages does not allocate 64 KiB.
+			if n := len(key) + len(value); cap(buf)-len(buf) < n {
+				left := to - msgKeyOffset(it.Key())
+				buf = make([]byte, 0, max(n, int(min(64<<10, left*int64(n+n/4)))))
 			}
 			start := len(buf)
 			buf = append(buf, key...)

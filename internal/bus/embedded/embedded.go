@@ -160,10 +160,16 @@ type partition struct {
 	next    int64  // next offset to assign; writer goroutine only
 	touched uint64 // last write round that appended here; writer goroutine only
 
+	// arena and staged are the writer's copies of the current round's messages, moved to
+	// recent once the round is durable; writer goroutine only (see recent.go).
+	arena  []byte
+	staged []bus.Message
+
 	mu     sync.Mutex
 	tail   int64         // offsets below tail are durable and readable
 	low    int64         // first offset retention kept
 	notify chan struct{} // closed and replaced whenever tail moves
+	recent recentLog     // the newest durable messages, served to consumers from memory
 }
 
 func (p *partition) state() (low, tail int64, notify <-chan struct{}) {

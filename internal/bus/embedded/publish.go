@@ -194,6 +194,7 @@ func (b *Bus) writeRound(seq uint64, round []*publishReq, parts []*partition, sc
 			scratch = appendRecord(scratch, now, m.Key, m.Value, m.Headers)
 			// Set copies key and value into the batch.
 			_ = batch.Set(scratch[:klen], scratch[klen:], nil)
+			part.stage(m, part.next)
 			part.next++
 			count++
 		}
@@ -213,6 +214,9 @@ func (b *Bus) writeRound(seq uint64, round []*publishReq, parts []*partition, sc
 		// than risk reusing offsets.
 		b.broken = err
 		b.log.Error("bus log write failed; refusing further publishes", "err", err)
+		for _, part := range parts {
+			part.unstage()
+		}
 		err = fmt.Errorf("bus: write log: %v: %w", err, bus.ErrUnavailable)
 		for _, r := range round {
 			r.done <- err
@@ -222,6 +226,7 @@ func (b *Bus) writeRound(seq uint64, round []*publishReq, parts []*partition, sc
 	for _, part := range parts {
 		part.mu.Lock()
 		part.tail = part.next
+		part.publishStaged()
 		close(part.notify)
 		part.notify = make(chan struct{})
 		part.mu.Unlock()
