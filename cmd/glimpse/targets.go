@@ -106,6 +106,16 @@ func (g *globalConfig) registerFlags(fs *flag.FlagSet, t targetSpec, ec *engineC
 
 func (t targetSpec) isAll() bool { return t.name == "all" }
 
+// setDefault changes the default of a registered flag for one target: its value until the
+// command line or the environment sets it, and what --help shows.
+func setDefault(fs *flag.FlagSet, name, value string) {
+	f := fs.Lookup(name)
+	if err := f.Value.Set(value); err != nil {
+		panic(fmt.Sprintf("default %q of --%s: %v", value, name, err))
+	}
+	f.DefValue = value
+}
+
 // serviceConfigs holds each service's own settings.
 type serviceConfigs struct {
 	collector collector.Config
@@ -133,6 +143,13 @@ func runTarget(t targetSpec) func(ctx context.Context, args []string, stdout, st
 		}
 		if t.processor {
 			sc.processor.RegisterFlags(fs)
+			if t.isAll() {
+				// One process within --memory-limit: the rows of the lateness window (hours
+				// of every breakdown value, 48 h of them) would fill the Go heap, and a heap at
+				// its limit makes the garbage collector slow everything down. Idle rows are
+				// read back from the store in the rare case a late event touches them.
+				setDefault(fs, "processor.max-cached-rows", "10000")
+			}
 		}
 		if t.query {
 			sc.query.RegisterFlags(fs)

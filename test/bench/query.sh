@@ -11,6 +11,9 @@ data=${2:-$(mktemp -d)}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
+# Built as `make build` builds it (no cgo: Pebble's caches then live in the Go heap, under
+# --memory-limit, as in the released binary).
+export CGO_ENABLED=0
 go build -o "$work/glimpse" ./cmd/glimpse
 go build -o "$work/bulkload" ./test/bench/bulkload
 go build -o "$work/querybench" ./test/bench/querybench
@@ -25,10 +28,13 @@ echo "== glimpse all consumes them"
 pid=$!
 for _ in $(seq 1 300); do curl -fsS -o /dev/null http://127.0.0.1:18081/readyz 2>/dev/null && break; sleep 0.2; done
 t0=$(date +%s)
+(while kill -0 "$pid" 2>/dev/null; do ps -o rss= -p "$pid"; sleep 1; done) > "$work/rss.txt" &
+sampler=$!
 "$work/querybench" --target=http://127.0.0.1:18081 --wait-pageviews="$pageviews" --n=0 --warmup=0 >/dev/null
 t1=$(date +%s)
+kill "$sampler" 2>/dev/null || true
 echo "processor: $events events in $((t1 - t0)) s ($(( events / (t1 - t0 > 0 ? t1 - t0 : 1) )) events/s)"
-echo "RSS after processing: $(ps -o rss= -p "$pid" | awk '{printf "%.0f MB", $1/1024}')"
+echo "RSS after processing: $(ps -o rss= -p "$pid" | awk '{printf "%.0f MB", $1/1024}'), peak while processing: $(sort -n "$work/rss.txt" | tail -1 | awk '{printf "%.0f MB", $1/1024}')"
 
 echo "== queries"
 "$work/querybench" --target=http://127.0.0.1:18081 --n=200 --warmup=20
