@@ -19,6 +19,9 @@ CASSANDRA_PORT="${GLIMPSE_CASSANDRA_PORT:-9042}"
 CASSANDRA_STORAGE_PORT="${GLIMPSE_CASSANDRA_STORAGE_PORT:-7000}"
 CASSANDRA_JMX_PORT="${GLIMPSE_CASSANDRA_JMX_PORT:-}"
 CASSANDRA_HEAP="${GLIMPSE_CASSANDRA_HEAP:-1g}"
+# Off-heap memtable space and commit log space (Cassandra sizes: 512MiB, 1GiB, ...).
+CASSANDRA_MEMTABLE_SPACE="${GLIMPSE_CASSANDRA_MEMTABLE_SPACE:-512MiB}"
+CASSANDRA_COMMITLOG_SPACE="${GLIMPSE_CASSANDRA_COMMITLOG_SPACE:-1024MiB}"
 CASSANDRA_START_TIMEOUT="${GLIMPSE_CASSANDRA_START_TIMEOUT:-180}"
 CASSANDRA_STOP_TIMEOUT="${GLIMPSE_CASSANDRA_STOP_TIMEOUT:-60}"
 CASSANDRA_EXTRA_JVM_OPTS="${GLIMPSE_CASSANDRA_JVM_OPTS:-}"
@@ -54,6 +57,8 @@ Environment (defaults in brackets):
   GLIMPSE_CASSANDRA_PORT [9042] (CQL)   GLIMPSE_CASSANDRA_STORAGE_PORT [7000]
   GLIMPSE_CASSANDRA_JMX_PORT [unset: no JMX; set it for nodetool]
   GLIMPSE_CASSANDRA_HEAP [1g] (-Xms and -Xmx)   GLIMPSE_CASSANDRA_JVM_OPTS []
+  GLIMPSE_CASSANDRA_MEMTABLE_SPACE [$CASSANDRA_MEMTABLE_SPACE] (off-heap memtables)
+  GLIMPSE_CASSANDRA_COMMITLOG_SPACE [$CASSANDRA_COMMITLOG_SPACE] (commit log on disk)
   GLIMPSE_CASSANDRA_START_TIMEOUT [180]   GLIMPSE_CASSANDRA_STOP_TIMEOUT [60]
   GLIMPSE_CACHE_DIR [<repo>/.cache]   JAVA_HOME [java on PATH; needs Java 11 or 17]
 EOF
@@ -63,6 +68,11 @@ check_config() {
 	require_port_number "$CASSANDRA_PORT" GLIMPSE_CASSANDRA_PORT
 	require_port_number "$CASSANDRA_STORAGE_PORT" GLIMPSE_CASSANDRA_STORAGE_PORT
 	[[ -z "$CASSANDRA_JMX_PORT" ]] || require_port_number "$CASSANDRA_JMX_PORT" GLIMPSE_CASSANDRA_JMX_PORT
+	local v
+	for v in GLIMPSE_CASSANDRA_MEMTABLE_SPACE=$CASSANDRA_MEMTABLE_SPACE GLIMPSE_CASSANDRA_COMMITLOG_SPACE=$CASSANDRA_COMMITLOG_SPACE; do
+		[[ "${v#*=}" =~ ^[1-9][0-9]*(MiB|GiB)$ ]] ||
+			die "${v%%=*} is '${v#*=}'. Fix: give a size in MiB or GiB, e.g. 512MiB or 1GiB."
+	done
 	[[ "$CASSANDRA_PORT" != "$CASSANDRA_STORAGE_PORT" ]] ||
 		die "GLIMPSE_CASSANDRA_PORT and GLIMPSE_CASSANDRA_STORAGE_PORT are both $CASSANDRA_PORT. Fix: give them different values."
 }
@@ -140,9 +150,11 @@ cdc_raw_directory: $d/cdc_raw
 
 commitlog_sync: periodic
 commitlog_sync_period: 10000ms
-# The largest mutation is half a segment (4 MiB here).
+# The largest mutation is half a segment (4 MiB here; the store's batches are at most 256 KiB).
 commitlog_segment_size: 8MiB
-commitlog_total_space: 256MiB
+# More than the memtables can hold: when the commit log is full, Cassandra flushes every
+# memtable early (reason COMMITLOG_DIRTY), which makes more, smaller SSTables to compact.
+commitlog_total_space: ${CASSANDRA_COMMITLOG_SPACE}
 
 authenticator: AllowAllAuthenticator
 authorizer: AllowAllAuthorizer
@@ -160,8 +172,22 @@ concurrent_writes: 8
 concurrent_counter_writes: 4
 concurrent_materialized_view_writes: 2
 memtable_flush_writers: 1
-memtable_heap_space: 128MiB
-memtable_offheap_space: 128MiB
+# Memtables: Cassandra 5.0's trie memtable (cheaper inserts, denser than the skip list)
+# with its data off the Java heap, so a 1 GiB heap is not spent on GC of memtable cells.
+# Rollup rows are rewritten at every processor flush: the larger the memtables, the more
+# rewrites collapse in memory before they reach an SSTable, and the fewer SSTables a read of
+# the processor (loading rows) and compaction go through.
+memtable:
+  configurations:
+    skiplist:
+      class_name: SkipListMemtable
+    trie:
+      class_name: TrieMemtable
+    default:
+      inherits: trie
+memtable_allocation_type: offheap_objects
+memtable_heap_space: 256MiB
+memtable_offheap_space: ${CASSANDRA_MEMTABLE_SPACE}
 key_cache_size: 8MiB
 counter_cache_size: 1MiB
 row_cache_size: 0MiB

@@ -1,7 +1,8 @@
 // Package cassandra is the store.Store of the fleet, on Apache Cassandra 5.0 through
 // github.com/gocql/gocql.
 //
-// Tables (schema/0001_init.cql) follow the layout of package store:
+// Tables (schema/0001_init.cql; later schema/*.cql files change table options) follow the
+// layout of package store:
 //
 //	rollups:    partition (site, granularity, dimension, period) · cluster (bucket, value, shard)
 //	events:     partition (site, day, shard)                       · cluster (time_ms, bus_offset)

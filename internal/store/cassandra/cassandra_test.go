@@ -173,7 +173,7 @@ func TestOpenMissingKeyspace(t *testing.T) {
 	if !errors.Is(err, ErrSchemaTooOld) {
 		t.Fatalf("Open of a missing keyspace = %v, want ErrSchemaTooOld", err)
 	}
-	for _, want := range []string{"schema version 0", "this binary needs 1", "run `glimpse migrate --store=cassandra`"} {
+	for _, want := range []string{"schema version 0", fmt.Sprintf("this binary needs %d", latestVersion()), "run `glimpse migrate --store=cassandra`"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
@@ -573,5 +573,71 @@ func TestTTLBeyond2038(t *testing.T) {
 	defer s.Close()
 	if err := s.WriteRows(context.Background(), []store.Row{{RowKey: store.RowKey{Site: "ttl20.example", Granularity: store.Day, Bucket: 0}}}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A keyspace created by a glimpse that knew only schema version 1 keeps its rows and gets
+// tiered compaction on the rollups from `glimpse migrate` (schema version 2).
+func TestMigrateFromVersion1(t *testing.T) {
+	needNode(t)
+	ctx := context.Background()
+	cfg := testConfig(newKeyspace("v1"))
+	saved := migrations
+	migrations = saved[:1]
+	_, err := Migrate(ctx, cfg)
+	migrations = saved
+	if err != nil {
+		t.Fatal(err)
+	}
+	compaction := func() map[string]string {
+		t.Helper()
+		sess, err := connect(cfg, "", quiet, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sess.Close()
+		var c map[string]string
+		if err := sess.Query(`SELECT compaction FROM system_schema.tables WHERE keyspace_name = ? AND table_name = 'rollups'`, cfg.Keyspace).Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if c := compaction(); c["scaling_parameters"] != "L10" {
+		t.Fatalf("rollups compaction at schema version 1 = %v, want UCS L10", c)
+	}
+	sess, err := connect(cfg, cfg.Keyspace, quiet, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := store.Row{
+		RowKey:    store.RowKey{Site: "v1.example", Granularity: store.Hour, Dimension: "event:page", Bucket: 1_767_225_600, Value: "/", Shard: 3},
+		Aggregate: store.Aggregate{Pageviews: 7, Visits: 2, Visitors: []byte{1, 2, 3}},
+		Offset:    41,
+	}
+	err = sess.Query(insertRow, row.Site, int8(row.Granularity), row.Dimension, periodOf(row.Bucket), row.Bucket, row.Value, row.Shard,
+		row.Pageviews, row.Events, row.Visits, row.Bounces, row.DurationMS, row.Visitors, row.Offset, 0).Exec()
+	sess.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	res, err := Migrate(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.From != 1 || res.To != latestVersion() || len(res.Applied) != latestVersion()-1 {
+		t.Errorf("Migrate from version 1 = %+v, want 1 -> %d", res, latestVersion())
+	}
+	if c := compaction(); !strings.HasSuffix(c["class"], "UnifiedCompactionStrategy") || c["scaling_parameters"] != "T4" {
+		t.Errorf("rollups compaction after Migrate = %v, want UCS T4", c)
+	}
+	s := openTest(t, cfg, Options{})
+	defer s.Close()
+	got, err := s.GetRows(ctx, []store.RowKey{row.RowKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Pageviews != 7 || got[0].Offset != 41 {
+		t.Errorf("row written at version 1, read after migrating = %+v, want pageviews 7, offset 41", got)
 	}
 }

@@ -47,7 +47,7 @@ var (
 	partitions = flag.Int("partitions", 6, "partitions of the topics")
 	processors = flag.Int("processors", 1, "processors draining the bulk topic")
 	procStore  = flag.String("processor-store", "cassandra", "store the draining processors write to: cassandra, or memory to measure consuming and aggregating alone (steps 2 only; the query step is skipped)")
-	queries    = flag.Int("queries", 200, "measured querybench repetitions (step 3)")
+	queries    = flag.Int("queries", 200, "measured querybench repetitions (step 3; 0 skips it)")
 	keep       = flag.Bool("keep", false, "keep the keyspace and topics")
 	pidFiles   = flag.String("engine-pids", ".cache/run/kafka/kafka.pid,.cache/run/cassandra/cassandra.pid", "PID files of the Kafka and Cassandra processes, to report the CPU time they use during each step (deploy/local's defaults)")
 	remove     = flag.String("remove", "", "only remove the keyspace and topics of an earlier run (the keyspace name it printed, e.g. bench1764130000), then exit")
@@ -205,6 +205,9 @@ func main() {
 		*procStore, rows, storeRows, stored, rows/elapsed.Seconds(), (storeRows+stored)/elapsed.Seconds())
 	if *procStore != "cassandra" {
 		return // the processors' store is theirs alone: no query service can read it
+	}
+	if *queries == 0 {
+		return
 	}
 
 	fmt.Printf("\n== query: querybench over the 30 days (glimpse query --store=cassandra)\n")
