@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -593,7 +594,11 @@ func (p *Partition) Dirty() bool {
 
 const (
 	writeEventsChunk = 1000
-	writeRowsChunk   = 500
+	// writeRowsChunk bounds one WriteRows call. The rows of a flush are sorted by partition
+	// (site, granularity, dimension, bucket) first, so the store can write each partition's
+	// rows together (Cassandra: one unlogged batch per partition, not one per chunk of
+	// rows in the order they were touched).
+	writeRowsChunk = 10_000
 )
 
 // Flush writes the buffered events and every changed row (with Row.Offset = the last
@@ -654,6 +659,10 @@ func (p *Partition) Flush(ctx context.Context) error {
 				Offset: max(p.last, e.loadedAt),
 			}
 		}
+		slices.SortFunc(rows, func(a, b store.Row) int {
+			return cmp.Or(strings.Compare(a.Site, b.Site), cmp.Compare(a.Granularity, b.Granularity),
+				strings.Compare(a.Dimension, b.Dimension), cmp.Compare(a.Bucket, b.Bucket))
+		})
 		for i := 0; i < len(rows); i += writeRowsChunk {
 			j := min(i+writeRowsChunk, len(rows))
 			if err := p.st.WriteRows(ctx, rows[i:j]); err != nil {

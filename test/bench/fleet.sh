@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+export CGO_ENABLED=0 # built as `make build` builds it
 go build -o "$work/glimpse" ./cmd/glimpse
 go build -o "$work/bulkload" ./test/bench/bulkload
 go build -o "$work/querybench" ./test/bench/querybench
