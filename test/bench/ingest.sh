@@ -9,6 +9,7 @@ conc=${2:-64}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
+export CGO_ENABLED=0 # built as `make build` builds it
 go build -o "$work/glimpse" ./cmd/glimpse
 go build -o "$work/ceiling" ./test/bench/ceiling
 
