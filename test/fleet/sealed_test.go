@@ -36,7 +36,8 @@ func TestSealedDaysOnCassandra(t *testing.T) {
 	})
 
 	plain := f.StartQuery(append(f.StoreFlags(), "--query.auth=false", "--query.sealed-days=false")...)
-	sealed := f.StartQuery(append(f.StoreFlags(), "--query.auth=false")...)
+	// Without the cache of finished days, so every answer comes from the store's rows.
+	sealed := f.StartQuery(append(f.StoreFlags(), "--query.auth=false", "--query.cache-bytes=0")...)
 	qs := sealedDayQueries(site)
 	ask := func(p *Proc) map[string]string {
 		t.Helper()
@@ -63,8 +64,10 @@ func TestSealedDaysOnCassandra(t *testing.T) {
 	if got := sealed.Metric("glimpse_query_sealed_days_write_errors_total"); got != 0 {
 		t.Fatalf("%v merges could not be stored", got)
 	}
+	// With the cache (the default): the merged rows fill it, and later answers come from it.
 	fresh := f.StartQuery(append(f.StoreFlags(), "--query.auth=false")...)
 	same("a new query service", fresh)
+	same("a new query service, from its cache", fresh)
 	if got := fresh.Metric("glimpse_query_sealed_days_read_total"); got < 9 {
 		t.Fatalf("a new query service read %v finished days from merged rows, want every one", got)
 	}
