@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,6 +52,11 @@ type Processor struct {
 	done     chan struct{}      // closed when Run has returned
 	closed   bool               // no more handlers may start
 	handlers sync.WaitGroup
+
+	// partitions is the topic's partition count found by Start; partitionsRecorded says
+	// whether the store holds it for store.SealedThrough yet (recordPartitions).
+	partitions         int
+	partitionsRecorded atomic.Bool
 }
 
 // New returns a processor. It does nothing until Run.
@@ -81,12 +87,25 @@ func (p *Processor) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("processor: topic %q: %w", p.cfg.Topic, err)
 	}
-	// Days are sealed only once every partition of the group has recorded its seal.
-	if err := p.deps.Store.PutMeta(ctx, store.SealNamespace, store.SealGroupKey(p.cfg.Topic, p.cfg.Group), store.EncodeSeal(int64(n))); err != nil {
-		return fmt.Errorf("processor: record the partitions of topic %q: %w", p.cfg.Topic, err)
-	}
+	p.partitions = n
+	p.recordPartitions(ctx)
 	p.log.Info("processor ready", "topic", p.cfg.Topic, "group", p.cfg.Group, "partitions", n)
 	return nil
+}
+
+// recordPartitions stores the topic's partition count for store.SealedThrough: days are
+// sealed only once every partition of the group has recorded its seal. A store that does
+// not answer at start is no reason not to start; the next checkpoint tries again.
+func (p *Processor) recordPartitions(ctx context.Context) {
+	if p.partitions <= 0 || p.partitionsRecorded.Load() {
+		return
+	}
+	key := store.SealGroupKey(p.cfg.Topic, p.cfg.Group)
+	if err := p.deps.Store.PutMeta(ctx, store.SealNamespace, key, store.EncodeSeal(int64(p.partitions))); err != nil {
+		p.log.Warn("could not record the topic's partition count; finished days stay unmerged until a checkpoint records it", "err", err)
+		return
+	}
+	p.partitionsRecorded.Store(true)
 }
 
 // Run consumes the topic until ctx is done (or Stop is called). Each claimed partition
@@ -330,6 +349,7 @@ func (p *Processor) checkpoint(ctx context.Context, cs *claimState) error {
 	}); err != nil {
 		return err
 	}
+	p.recordPartitions(ctx)
 	if next == cs.committed {
 		return nil
 	}

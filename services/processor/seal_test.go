@@ -107,3 +107,25 @@ func sealTraffic(seed uint64) []*event.Event {
 	}
 	return evs
 }
+
+// A store that does not answer when the processor starts does not stop it; the partition
+// count that sealing needs is recorded at a later checkpoint, and then every partition's
+// seal makes days finished.
+func TestPartitionCountRecordedAfterStoreOutage(t *testing.T) {
+	evs := synthetic(5, 30, 12*time.Hour)
+	parts := splitByShard(evs, 2)
+	b := &fakeBus{claims: []*fakeClaim{newFakeClaim(0, messages(t, parts[0]...)), newFakeClaim(1, messages(t, parts[1]...))}}
+	st := newTestStore(t)
+	st.setFailing(true)
+	p := newProcessor(t, b, st, nil)
+	stop := start(t, p) // fails the test if Start returns an error
+	defer stop()
+	if _, ok, _ := st.Store.GetMeta(context.Background(), store.SealNamespace, store.SealGroupKey("glimpse-events", "glimpse-processor")); ok {
+		t.Fatal("partition count recorded while the store was down")
+	}
+	st.setFailing(false)
+	waitFor(t, "every partition sealed", func() bool {
+		_, ok, err := store.SealedThrough(context.Background(), st)
+		return ok && err == nil
+	})
+}
