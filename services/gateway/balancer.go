@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -24,6 +25,10 @@ type upstream struct {
 	target  *url.URL     // network instances
 	handler http.Handler // in-process instances
 	bad     error        // the address cannot be used at all
+	// conns are the idle connections to a plain-HTTP instance (see h1Client); nil for
+	// HTTPS, which goes through the gateway's http.Transport.
+	conns    *connPool
+	hostport string
 
 	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
 	pending  atomic.Int64
@@ -77,6 +82,13 @@ func (p *pool) get(addr string) *upstream {
 		u.bad = fmt.Errorf("registered with an unusable address %q", addr)
 	} else {
 		u.target = t
+		if t.Scheme == "http" {
+			u.conns = &connPool{}
+			u.hostport = t.Host
+			if t.Port() == "" {
+				u.hostport = net.JoinHostPort(t.Hostname(), "80")
+			}
+		}
 	}
 	u.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](p.breakerSettings(addr))
 	p.metrics.breakerState.WithLabelValues(addr).Set(float64(gobreaker.StateClosed))
@@ -227,6 +239,20 @@ func (p *pool) maybePrune(now time.Time) {
 		if u.lastSeen.Load() < cutoff && u.pending.Load() == 0 {
 			delete(p.byAddr, addr)
 			p.metrics.forgetUpstream(addr)
+			if u.conns != nil {
+				u.conns.close()
+			}
+		}
+	}
+}
+
+// closeConns closes the idle connections to every upstream.
+func (p *pool) closeConns() {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	for _, u := range p.byAddr {
+		if u.conns != nil {
+			u.conns.close()
 		}
 	}
 }

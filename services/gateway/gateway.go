@@ -22,7 +22,6 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -181,8 +180,8 @@ type Gateway struct {
 
 	next      atomic.Uint64 // rotation start of the balancer
 	pool      *pool
-	transport *http.Transport
-	proxyLog  *log.Logger
+	transport *http.Transport // HTTPS upstreams
+	h1        *h1Client       // plain-HTTP upstreams
 
 	ipLimit        *keyedLimiter
 	siteEventLimit *keyedLimiter
@@ -213,16 +212,20 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, deps: deps, m: m}
 	g.lookupWarn.interval = 10 * time.Second
 	g.pool = newPool(cfg, deps.InProc, deps.Now, deps.Log, m)
+	dialer := net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	g.h1 = &h1Client{dialer: dialer, idleTimeout: upstreamIdleConnTimeout, maxIdle: maxIdleConnsPerUpstream, now: time.Now}
 	g.transport = &http.Transport{
 		Proxy:                 nil, // upstreams are reached directly, whatever HTTP_PROXY says
-		DialContext:           (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           dialer.DialContext,
 		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256, // the default of 2 would open a new connection for most requests
-		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   maxIdleConnsPerUpstream, // the default of 2 would open a new connection for most requests
+		IdleConnTimeout:       upstreamIdleConnTimeout,
 		TLSHandshakeTimeout:   cfg.DialTimeout,
 		ExpectContinueTimeout: time.Second,
+		// Answers pass through as the upstream encoded them: without this the transport
+		// would ask for gzip on its own and unpack it again for every request.
+		DisableCompression: true,
 	}
-	g.proxyLog = slog.NewLogLogger(deps.Log.Handler(), slog.LevelDebug)
 	rl := cfg.RateLimit
 	g.ipLimit = newKeyedLimiter(rl.IPRate, rl.IPBurst, rl.MaxKeys, m.limiterEvictions.WithLabelValues("ip"))
 	g.siteEventLimit = newKeyedLimiter(rl.SiteEventRate, rl.SiteEventBurst, rl.MaxKeys, m.limiterEvictions.WithLabelValues("site_events"))
@@ -234,9 +237,18 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 // Handler serves the gateway's routes.
 func (g *Gateway) Handler() http.Handler { return g.mux }
 
+// Idle connections to upstreams: how many are kept per instance, and for how long. The
+// timeout is below the services' own idle timeout (two minutes, internal/server), so the
+// gateway, not the upstream, closes an idle connection.
+const (
+	maxIdleConnsPerUpstream = 256
+	upstreamIdleConnTimeout = 90 * time.Second
+)
+
 // Close releases the idle upstream connections.
 func (g *Gateway) Close() error {
 	g.transport.CloseIdleConnections()
+	g.pool.closeConns()
 	return nil
 }
 
@@ -283,13 +295,35 @@ func (g *Gateway) routes() chi.Router {
 
 // instrument counts and times a route.
 func (g *Gateway) instrument(route string, h http.HandlerFunc) http.HandlerFunc {
+	m := &routeMetrics{route: route, requests: g.m.requests, latency: g.m.latency.WithLabelValues(route)}
 	return func(w http.ResponseWriter, r *http.Request) {
 		t0 := time.Now()
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		h(sw, r)
-		g.m.requests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
-		g.m.latency.WithLabelValues(route).Observe(time.Since(t0).Seconds())
+		m.counter(sw.code).Inc()
+		m.latency.Observe(time.Since(t0).Seconds())
 	}
+}
+
+// routeMetrics are the series of one route, looked up once rather than by their label
+// values on every request.
+type routeMetrics struct {
+	route    string
+	requests *prometheus.CounterVec
+	latency  prometheus.Observer
+	byCode   [600]atomic.Pointer[prometheus.Counter] // by status code, filled on first use
+}
+
+func (m *routeMetrics) counter(code int) prometheus.Counter {
+	if code < 0 || code >= len(m.byCode) {
+		return m.requests.WithLabelValues(m.route, strconv.Itoa(code))
+	}
+	if c := m.byCode[code].Load(); c != nil {
+		return *c
+	}
+	c := m.requests.WithLabelValues(m.route, strconv.Itoa(code))
+	m.byCode[code].Store(&c)
+	return c
 }
 
 type statusWriter struct {

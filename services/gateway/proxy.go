@@ -8,11 +8,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,23 +41,10 @@ const (
 	failCanceled  = "canceled"  // the client went away
 )
 
-// errRetryStatus marks an upstream 5xx that was not passed on because the request is sent
-// again elsewhere.
-var errRetryStatus = errors.New("upstream answered a retryable 5xx")
-
 // statusError is an upstream answer that counts as a failure of that upstream.
 type statusError struct{ code int }
 
 func (e *statusError) Error() string { return "upstream answered " + strconv.Itoa(e.code) }
-
-// copyBuffers are the reverse proxy's response copy buffers; without a pool each request
-// allocates 32 KiB.
-var copyBuffers = &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
-
-type bufferPool struct{ p sync.Pool }
-
-func (b *bufferPool) Get() []byte  { return *b.p.Get().(*[]byte) }
-func (b *bufferPool) Put(s []byte) { b.p.Put(&s) }
 
 // errAborted is a response that broke off after it had started.
 var errAborted = errors.New("upstream response aborted")
@@ -169,6 +155,9 @@ type outcome struct {
 	written bool   // the response (or its start) went to the client
 	err     error  // what the breaker is told: nil, a failure, or context.Canceled
 	kind    string // when nothing was written: which failure
+	// abort: the response broke off after it had started; the client's connection is
+	// cut (http.ErrAbortHandler) so that it cannot take a part for the whole.
+	abort bool
 }
 
 // attemptOn runs one attempt on a leased upstream and reports the result to its breaker.
@@ -176,14 +165,18 @@ func (g *Gateway) attemptOn(ctx context.Context, w http.ResponseWriter, r *http.
 	finished := false
 	defer func() {
 		if !finished {
-			// A panic (http.ErrAbortHandler when a response breaks off midway): the
-			// upstream failed this request; release the lease and let the server handle it.
+			// A panic (http.ErrAbortHandler when an in-process response breaks off
+			// midway): the upstream failed this request; release the lease and let the
+			// server handle it.
 			l.finish(errAborted)
 		}
 	}()
 	res = g.attempt(ctx, w, r, rt, l.u, body, client, retryStatus)
 	finished = true
 	l.finish(res.err)
+	if res.abort {
+		panic(http.ErrAbortHandler)
+	}
 	return res
 }
 
@@ -192,79 +185,79 @@ func (g *Gateway) attempt(ctx context.Context, w http.ResponseWriter, r *http.Re
 		writeError(w, http.StatusBadGateway, fmt.Sprintf("%s instance %v", rt.what, u.bad))
 		return outcome{written: true, err: u.bad}
 	}
-	out := r.WithContext(ctx)
-	out.ContentLength = int64(len(body))
-	out.Body = http.NoBody
-	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	if len(body) > 0 {
-		out.Body, _ = out.GetBody()
-	}
-
 	if u.handler != nil {
-		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-		u.handler.ServeHTTP(sw, out)
-		res.written = true
-		switch {
-		case r.Context().Err() != nil:
-			res.err = context.Canceled
-		case sw.code >= 500:
-			res.err = &statusError{code: sw.code}
-		}
-		return res
+		return attemptInProcess(ctx, w, r, u.handler, body)
 	}
 
-	id := r.Header.Get(requestIDHeader)
-	rp := &httputil.ReverseProxy{
-		Transport:  g.transport,
-		ErrorLog:   g.proxyLog,
-		BufferPool: copyBuffers,
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(u.target)
-			pr.Out.Host = pr.In.Host
-			pr.SetXForwarded()
-			// The client address as this gateway determined it (trusted proxies applied),
-			// so upstreams only need to trust the gateways.
-			if client.IsValid() {
-				pr.Out.Header.Set("X-Forwarded-For", client.String())
-			}
-			pr.Out.Header.Set(requestIDHeader, id)
-		},
-		ModifyResponse: func(resp *http.Response) error {
-			if resp.StatusCode >= 500 {
-				res.err = &statusError{code: resp.StatusCode}
-				if retryStatus && (resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusGatewayTimeout) {
-					return errRetryStatus
-				}
-			}
-			res.written = true
-			return nil
-		},
-		ErrorHandler: func(_ http.ResponseWriter, _ *http.Request, err error) {
-			if errors.Is(err, errRetryStatus) {
-				res.kind = failStatus
-				return
-			}
-			res.err = err
-		},
+	out := outboundRequest(ctx, r, u.target, outboundHeader(r, client, r.Header.Get(requestIDHeader)), body)
+	var resp *http.Response
+	var err error
+	if u.conns != nil {
+		resp, err = g.h1.roundTrip(ctx, u.conns, u.hostport, out)
+	} else {
+		resp, err = g.transport.RoundTrip(out)
 	}
-	rp.ServeHTTP(w, out)
-	if res.written {
+	if err == nil && resp.StatusCode >= 500 {
+		res.err = &statusError{code: resp.StatusCode}
+		if retryStatus && (resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusGatewayTimeout) {
+			discard(resp)
+			res.kind = failStatus
+			return res
+		}
+	}
+	if err == nil {
+		res.written = true
+		if cerr := copyResponse(w, resp); cerr != nil {
+			res.abort = true
+			if errors.Is(cerr, errUpstreamBroke) {
+				res.err = cerr
+				g.deps.Log.Debug("upstream response broke off", "route", rt.name, "upstream", u.addr, "err", cerr, "request_id", r.Header.Get(requestIDHeader))
+			} else {
+				res.err = context.Canceled // the client left: nothing to hold against the upstream
+			}
+			return res
+		}
 		if r.Context().Err() != nil {
 			res.err = context.Canceled
 		}
 		return res
 	}
+	res.err = err
 	switch {
 	case r.Context().Err() != nil:
 		res.err, res.kind = context.Canceled, failCanceled
-	case res.kind == failStatus:
-	case isDialError(res.err):
+	case isDialError(err):
 		res.kind = failDial
-	case ctx.Err() != nil:
+	case ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded):
 		res.kind = failTimeout
 		res.err = fmt.Errorf("no answer within %s: %w", rt.timeout, ctx.Err())
 	default:
 		res.kind = failTransport
+	}
+	return res
+}
+
+// attemptInProcess hands the request to a handler in this process (glimpse all).
+func attemptInProcess(ctx context.Context, w http.ResponseWriter, r *http.Request, h http.Handler, body []byte) (res outcome) {
+	out := r.WithContext(ctx)
+	out.ContentLength = int64(len(body))
+	out.Body = http.NoBody
+	if len(body) > 0 {
+		out.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	// The route's instrument already wraps w and records the status; only a bare writer
+	// needs a wrapper of its own.
+	sw, ok := w.(*statusWriter)
+	if !ok || sw.wroteHeader {
+		sw = &statusWriter{ResponseWriter: w, code: http.StatusOK}
+	}
+	h.ServeHTTP(sw, out)
+	res.written = true
+	switch {
+	case r.Context().Err() != nil:
+		res.err = context.Canceled
+	case sw.code >= 500:
+		res.err = &statusError{code: sw.code}
 	}
 	return res
 }

@@ -24,16 +24,11 @@ func eventSites(body []byte) []string {
 	if len(body) == 0 || body[0] != '{' {
 		return nil
 	}
-	var b struct {
-		D      string `json:"d"`
-		Domain string `json:"domain"`
-	}
-	// A type error in another field still fills these two; a syntax error may leave them
-	// empty. "d" wins over "domain" as in the collector.
-	_ = json.Unmarshal(body, &b)
-	list := b.D
+	d, domain := beaconSiteFields(body)
+	// "d" wins over "domain" as in the collector.
+	list := d
 	if list == "" {
-		list = b.Domain
+		list = domain
 	}
 	var sites []string
 	for part := range strings.SplitSeq(list, ",") {

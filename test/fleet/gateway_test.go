@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -832,11 +833,140 @@ var (
 	loadgenLatency = regexp.MustCompile(`latency p50 (\S+)\s+p90 (\S+)\s+p99 (\S+)\s+max (\S+)`)
 )
 
-// loadgenRun is one `glimpse loadgen` run as it reported itself.
+// loadgenRun is one `glimpse loadgen` run as it reported itself, with the CPU time each
+// process spent on it and the TCP connections to the collector after it.
 type loadgenRun struct {
 	target, args       string
 	sent, acked, rate  int
 	p50, p90, p99, max time.Duration
+	cpu                cpuUse
+	conns              collectorConns
+}
+
+// cpuUse is the CPU time (user and system) each process of the path spent during a run.
+type cpuUse struct {
+	loadgen, gateway, collector, kafka time.Duration
+	kafkaKnown                         bool // the Kafka broker's process was found on this host
+}
+
+func (c cpuUse) total() time.Duration { return c.loadgen + c.gateway + c.collector + c.kafka }
+
+// cpuProbe reads the CPU time of the processes of the benchmark.
+type cpuProbe struct {
+	gateway, collector *Proc
+	kafkaPID           int // 0: not found (Kafka runs elsewhere)
+}
+
+// sample returns the CPU time each process has used so far. The loadgen runs are this test
+// process's children: their time shows in RUSAGE_CHILDREN once they have exited.
+func (p cpuProbe) sample(t *testing.T) cpuUse {
+	t.Helper()
+	var c cpuUse
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		t.Fatalf("getrusage: %v", err)
+	}
+	c.loadgen = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	seconds := func(v float64) time.Duration { return time.Duration(v * float64(time.Second)) }
+	c.gateway = seconds(p.gateway.Metric("process_cpu_seconds_total"))
+	c.collector = seconds(p.collector.Metric("process_cpu_seconds_total"))
+	if p.kafkaPID != 0 {
+		c.kafka, c.kafkaKnown = procCPU(p.kafkaPID)
+	}
+	return c
+}
+
+func (c cpuUse) minus(o cpuUse) cpuUse {
+	return cpuUse{loadgen: c.loadgen - o.loadgen, gateway: c.gateway - o.gateway, collector: c.collector - o.collector,
+		kafka: c.kafka - o.kafka, kafkaKnown: c.kafkaKnown && o.kafkaKnown}
+}
+
+// kafkaBrokerPID finds the local Kafka broker (a JVM running kafka.Kafka), or 0.
+func kafkaBrokerPID() int {
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile("/proc/" + d.Name() + "/cmdline")
+		if err == nil && bytes.Contains(cmdline, []byte("kafka.Kafka\x00")) {
+			return pid
+		}
+	}
+	return 0
+}
+
+// procCPU is the user and system time of a process from /proc/<pid>/stat.
+func procCPU(pid int) (time.Duration, bool) {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	// The command name (field 2) may hold spaces; the fields after its ")" do not.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, false
+	}
+	fields := strings.Fields(string(stat[i+1:]))
+	if len(fields) < 13 {
+		return 0, false
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64) // field 14
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64) // field 15
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	const ticksPerSecond = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / ticksPerSecond, true
+}
+
+// collectorConns counts the TCP sockets of this host to the collector's port: established
+// ones (the connections open to it) and those in TIME_WAIT (connections closed in the last
+// minute or so: a pool that churns leaves many).
+type collectorConns struct{ established, timeWait int }
+
+func countCollectorConns(t *testing.T, collectorURL string) collectorConns {
+	t.Helper()
+	_, portText, ok := strings.Cut(strings.TrimPrefix(collectorURL, "http://"), ":")
+	port, err := strconv.ParseUint(portText, 10, 16)
+	if !ok || err != nil {
+		t.Fatalf("collector URL %q has no port", collectorURL)
+	}
+	var c collectorConns
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 4 {
+				continue
+			}
+			// Established sockets are counted on the collector's side (local port), so
+			// each connection counts once; TIME_WAIT stays with whichever side closed.
+			local, remote := sockPort(f[1]), sockPort(f[2])
+			switch f[3] {
+			case "01":
+				if local == port {
+					c.established++
+				}
+			case "06":
+				if local == port || remote == port {
+					c.timeWait++
+				}
+			}
+		}
+	}
+	return c
+}
+
+// sockPort reads the port of an address of /proc/net/tcp ("0100007F:4A8B").
+func sockPort(addr string) uint64 {
+	_, hex, _ := strings.Cut(addr, ":")
+	p, _ := strconv.ParseUint(hex, 16, 16)
+	return p
 }
 
 // runLoadgen runs the glimpse binary's loadgen command and parses its summary.
@@ -866,11 +996,25 @@ func runLoadgen(t *testing.T, f *Fleet, name, target string, args ...string) loa
 	return r
 }
 
+// measuredRun is runLoadgen with the CPU time of every process and the collector's
+// connections.
+func measuredRun(t *testing.T, f *Fleet, probe cpuProbe, collectorURL, name, target string, args ...string) loadgenRun {
+	t.Helper()
+	before := probe.sample(t)
+	r := runLoadgen(t, f, name, target, args...)
+	r.cpu = probe.sample(t).minus(before)
+	r.conns = countCollectorConns(t, collectorURL)
+	return r
+}
+
 // TestGatewayOverheadBenchmark measures what the gateway adds in front of a collector: the
 // same `glimpse loadgen` traffic at 5,000 beacons/s (and then as fast as it goes) sent to
 // the collector directly and through a gateway that finds it in Consul. Both run on the
-// real Kafka and Cassandra; nothing else of the fleet runs. It takes about two and a half
-// minutes and only runs when GLIMPSE_TEST_GATEWAY_BENCH is set (docs/benchmarks.md, "Gateway overhead").
+// real Kafka and Cassandra; nothing else of the fleet runs. Besides loadgen's latencies it
+// reports the CPU time of loadgen, the gateway, the collector and the local Kafka broker
+// per run (Kafka's includes whatever else uses it meanwhile) and the connections to the
+// collector, so a pool that churns shows. It takes about two and a half minutes and only
+// runs when GLIMPSE_TEST_GATEWAY_BENCH is set (docs/benchmarks.md, "Gateway overhead").
 func TestGatewayOverheadBenchmark(t *testing.T) {
 	requireGatewayEngines(t)
 	if os.Getenv("GLIMPSE_TEST_GATEWAY_BENCH") == "" {
@@ -891,29 +1035,47 @@ func TestGatewayOverheadBenchmark(t *testing.T) {
 		return []string{"--sites=" + site, "--events=" + strconv.Itoa(events), "--concurrency=64", "--rate=" + rate, "--seed=" + strconv.Itoa(seed)}
 	}
 	runLoadgen(t, f, "warm-up", gw.URL, common(10000, "0")...)
+	probe := cpuProbe{gateway: gw, collector: col, kafkaPID: kafkaBrokerPID()}
+	run := func(name, target string, events int, rate string) loadgenRun {
+		return measuredRun(t, f, probe, col.URL, name, target, common(events, rate)...)
+	}
 	var runs []loadgenRun
 	// Alternating the targets spreads the machine's other work over both.
 	for round := 0; round < 2; round++ {
-		runs = append(runs,
-			runLoadgen(t, f, "direct", col.URL, common(50000, "5000")...),
-			runLoadgen(t, f, "gateway", gw.URL, common(50000, "5000")...))
+		runs = append(runs, run("direct", col.URL, 50000, "5000"), run("gateway", gw.URL, 50000, "5000"))
 	}
 	// A rate with room to spare: the cost of the hop itself rather than of queueing.
 	for round := 0; round < 2; round++ {
-		runs = append(runs,
-			runLoadgen(t, f, "direct", col.URL, common(15000, "1000")...),
-			runLoadgen(t, f, "gateway", gw.URL, common(15000, "1000")...))
+		runs = append(runs, run("direct", col.URL, 15000, "1000"), run("gateway", gw.URL, 15000, "1000"))
 	}
 	for round := 0; round < 2; round++ {
-		runs = append(runs,
-			runLoadgen(t, f, "direct", col.URL, common(30000, "0")...),
-			runLoadgen(t, f, "gateway", gw.URL, common(30000, "0")...))
+		runs = append(runs, run("direct", col.URL, 30000, "0"), run("gateway", gw.URL, 30000, "0"))
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n| target | loadgen flags | acknowledged/s | p50 | p90 | p99 | max |\n|---|---|---|---|---|---|---|\n")
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
 	for _, r := range runs {
 		fmt.Fprintf(&b, "| %s | `%s` | %d | %s | %s | %s | %s |\n", r.target, r.args, r.rate, ms(r.p50), ms(r.p90), ms(r.p99), ms(r.max))
+	}
+	// Kafka's time includes whatever else uses the shared broker meanwhile.
+	fmt.Fprintf(&b, "\nCPU seconds per run, and per beacon over the processes listed; connections to the collector after the run (established / in TIME_WAIT):\n\n")
+	fmt.Fprintf(&b, "| target | loadgen flags | loadgen | gateway | collector | Kafka | total | per beacon | gateway per beacon | collector per beacon | conns |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	secs := func(d time.Duration) string { return fmt.Sprintf("%.2f", d.Seconds()) }
+	perBeacon := func(d time.Duration, n int) string {
+		return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)/float64(max(n, 1)))
+	}
+	for _, r := range runs {
+		kafka := "?"
+		if r.cpu.kafkaKnown {
+			kafka = secs(r.cpu.kafka)
+		}
+		gateway, gatewayPer := "—", "—"
+		if r.target == "gateway" {
+			gateway, gatewayPer = secs(r.cpu.gateway), perBeacon(r.cpu.gateway, r.acked)
+		}
+		fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s | %s | %s | %s | %s | %s | %d / %d |\n", r.target, r.args,
+			secs(r.cpu.loadgen), gateway, secs(r.cpu.collector), kafka, secs(r.cpu.total()),
+			perBeacon(r.cpu.total(), r.acked), gatewayPer, perBeacon(r.cpu.collector, r.acked), r.conns.established, r.conns.timeWait)
 	}
 	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
 		fmt.Fprintf(&b, "\nload average after the runs: %s", load)
