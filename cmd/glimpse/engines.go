@@ -58,7 +58,9 @@ func (e *engines) openStore(ctx context.Context) (store.Store, error) {
 		e.log.Info("opening embedded store", "dir", dir)
 		// The retention.* settings are registered with the Cassandra ones (they are its TTLs)
 		// but apply to every engine: the embedded store enforces them by a background sweep.
-		return pebblestore.Open(dir, pebblestore.Options{Logger: e.log.With("engine", "pebble-store"), Metrics: e.metrics, Retention: e.ec.cassandra.Retention()})
+		mem := currentEngineMemory()
+		return pebblestore.Open(dir, pebblestore.Options{Logger: e.log.With("engine", "pebble-store"), Metrics: e.metrics, Retention: e.ec.cassandra.Retention(),
+			CacheSize: mem.storeCache, MemTableSize: mem.storeMemTable})
 	case "memory":
 		e.log.Warn("using the in-memory store: every number is lost when the process exits")
 		return memstore.New(), nil
@@ -77,7 +79,9 @@ func (e *engines) openBus() (bus.Bus, error) {
 			return nil, err
 		}
 		e.log.Info("opening embedded bus", "dir", dir)
-		return embedded.Open(dir, embedded.Options{Partitions: e.cfg.BusPartitions, Logger: e.log.With("engine", "embedded-bus"), Metrics: e.metrics})
+		mem := currentEngineMemory()
+		return embedded.Open(dir, embedded.Options{Partitions: e.cfg.BusPartitions, Logger: e.log.With("engine", "embedded-bus"), Metrics: e.metrics,
+			CacheSize: mem.busCache, MemTableSize: mem.busMemTable})
 	case "kafka":
 		e.log.Info("connecting to kafka", "brokers", e.ec.kafka.Brokers)
 		return kafkabus.New(e.ec.kafka, kafkabus.Options{Logger: e.log, Metrics: e.metrics})

@@ -84,7 +84,7 @@ func (g *globalConfig) registerFlags(fs *flag.FlagSet, t targetSpec, ec *engineC
 	if t.isAll() {
 		defaultLimit = "256MiB"
 	}
-	fs.StringVar(&g.MemoryLimit, "memory-limit", defaultLimit, "soft limit of the Go heap (e.g. 256MiB, 1GiB; 0 = none): the collector of garbage works harder near it instead of letting memory grow; GOMEMLIMIT, if set, wins")
+	fs.StringVar(&g.MemoryLimit, "memory-limit", defaultLimit, "soft limit of the Go heap (e.g. 256MiB, 1GiB; 0 = none): the collector of garbage works harder near it instead of letting memory grow, and below 512MiB the embedded store and bus shrink their caches and memtables to fit it; GOMEMLIMIT, if set, wins")
 	fs.BoolVar(&g.Pprof, "debug.pprof", false, "serve Go's profiler at /debug/pprof/ (for diagnosing performance; do not expose publicly)")
 	if t.collector || t.processor {
 		fs.StringVar(&g.Bus, "bus", "embedded", "event bus engine: embedded (in this process, under --data-dir) or kafka (see --kafka.*)")

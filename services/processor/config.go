@@ -32,6 +32,8 @@ type Config struct {
 	MaxBatch int
 	// MaxCachedRows bounds the rollup rows kept in memory per partition; rows beyond it
 	// that are clean and idle are evicted after a flush (and reloaded when touched again).
+	// A partition that receives no event for a few seconds releases all its clean rows
+	// (see releaseRowsAfter).
 	MaxCachedRows int
 	// MaxPropValues is how many distinct values one custom-property key may have per UTC
 	// day in one partition; further values are counted as dims.OtherValue. A topic with P
@@ -80,7 +82,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Lateness, "processor.lateness", d.Lateness, "events older than this behind the newest event of their partition are dropped")
 	fs.DurationVar(&c.SessionGrace, "processor.session-grace", d.SessionGrace, "extra event time an idle visit stays joinable by delayed events after its 30 minutes")
 	fs.IntVar(&c.MaxBatch, "processor.max-batch", d.MaxBatch, "largest number of messages fetched from the bus at once")
-	fs.IntVar(&c.MaxCachedRows, "processor.max-cached-rows", d.MaxCachedRows, "rollup rows kept in memory per partition before idle ones are evicted")
+	fs.IntVar(&c.MaxCachedRows, "processor.max-cached-rows", d.MaxCachedRows, "rollup rows kept in memory per partition before idle ones are evicted (a partition that receives no event for 5 s, and at least 5 flush intervals, releases them all)")
 	fs.IntVar(&c.MaxPropValues, "processor.max-prop-values", d.MaxPropValues, "distinct values a custom-property key keeps per UTC day in each partition (a topic with P partitions keeps up to P times this); further values are counted as \"(other)\"; 0 disables the limit")
 	fs.DurationVar(&c.RetryMin, "processor.store-retry-min", d.RetryMin, "first backoff after a failed store operation")
 	fs.DurationVar(&c.RetryMax, "processor.store-retry-max", d.RetryMax, "longest backoff between store attempts")

@@ -222,6 +222,7 @@ func (p *Processor) consume(ctx context.Context, cs *claimState) error {
 	nextCheckpoint := now.Add(p.cfg.CheckpointInterval)
 	fetchBackoff := p.cfg.RetryMin
 	logged := 0
+	lastEvent, released := now, false
 	for {
 		fctx, cancel := context.WithTimeout(ctx, max(nextFlush.Sub(p.deps.Now()), time.Millisecond))
 		msgs, err := c.Fetch(fctx, p.cfg.MaxBatch)
@@ -279,6 +280,9 @@ func (p *Processor) consume(ctx context.Context, cs *claimState) error {
 			}
 		}
 		now := p.deps.Now()
+		if len(msgs) > 0 {
+			lastEvent, released = now, false
+		}
 		if now.Before(nextFlush) {
 			continue
 		}
@@ -293,8 +297,25 @@ func (p *Processor) consume(ctx context.Context, cs *claimState) error {
 			}
 			nextCheckpoint = now.Add(p.cfg.CheckpointInterval)
 		}
+		if !released && idleLongEnough(now.Sub(lastEvent), p.cfg.FlushInterval) && !part.Dirty() {
+			part.ReleaseRows()
+			released = true
+		}
 		nextFlush = p.deps.Now().Add(p.cfg.FlushInterval)
 	}
+}
+
+// releaseRowsAfter is how long a partition receives no message before it releases its
+// cached rows (Partition.ReleaseRows); at least releaseRowsFlushes flush intervals, so
+// a partition is never idle between two flushes of steady traffic. Releasing early costs
+// little: the next event reads back the few rows it touches, in one GetRows.
+const (
+	releaseRowsAfter   = 5 * time.Second
+	releaseRowsFlushes = 5
+)
+
+func idleLongEnough(idle, flushInterval time.Duration) bool {
+	return idle >= max(releaseRowsAfter, releaseRowsFlushes*flushInterval)
 }
 
 // deadLetter hands an undecodable message to the bus's dead-letter topic, when the bus has

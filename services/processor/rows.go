@@ -164,6 +164,16 @@ func (rc *rowCache) filter(keep func(*rowEntry) bool) {
 	}
 }
 
+// shrink moves the rows into a map of their size: a Go map keeps the buckets of its largest
+// size after deletes.
+func (rc *rowCache) shrink() {
+	m := make(map[uint64]*rowEntry, len(rc.m))
+	for h, e := range rc.m {
+		m[h] = e
+	}
+	rc.m = m
+}
+
 // row returns the cached row for the key, creating a pending one on a miss.
 func (p *Partition) row(site string, g store.Granularity, dim string, bucket int64, value string) *rowEntry {
 	k := store.RowKey{Site: site, Granularity: g, Dimension: dim, Bucket: bucket, Value: value, Shard: p.shard}
@@ -446,6 +456,25 @@ func (p *Partition) evict() {
 			return keep
 		})
 	}
+}
+
+// ReleaseRows drops every cached row that holds nothing the store does not (evictable),
+// whatever Config.MaxCachedRows allows: a partition that has received no event for a
+// while (see releaseRowsAfter) gives its memory back instead of keeping the rows of its
+// last burst until the next one: after a backlog of millions of events, tens of thousands
+// of rows in the same heap as the queries that follow. Rows are read back from the store
+// when events touch them again, so no count changes.
+func (p *Partition) ReleaseRows() {
+	if p.rows.n == 0 {
+		return
+	}
+	p.rows.filter(func(e *rowEntry) bool {
+		keep := !evictable(e)
+		e.evicted = !keep
+		return keep
+	})
+	p.rows.shrink()
+	p.report()
 }
 
 // fresh returns the cached row for a pointer held across flushes.

@@ -206,6 +206,31 @@ func mergedRows(q *Query, p plan, workers []*rollupWorker) (rows []store.Row, da
 	return rows, days
 }
 
+// mergedWriteBytes bounds the visitor sketches of one WriteRows call of storeMerged. The
+// merged days of a 30-day top pages hold tens of megabytes of dense sketches; written at
+// once they would make one batch that large (Pebble keeps a batch over half a memtable in
+// memory as a memtable of its own until it is flushed), on top of the rows being written.
+const mergedWriteBytes = 1 << 20
+
+// writeChunked writes rows in order, in calls of at most mergedWriteBytes of sketches
+// (and at least one row each). It clears the rows it wrote, so their sketches can be
+// collected while the others are written.
+func writeChunked(ctx context.Context, st store.Store, rows []store.Row) error {
+	for len(rows) > 0 {
+		n, size := 0, 0
+		for n < len(rows) && (n == 0 || size+len(rows[n].Visitors) <= mergedWriteBytes) {
+			size += len(rows[n].Visitors)
+			n++
+		}
+		if err := st.WriteRows(ctx, rows[:n]); err != nil {
+			return err
+		}
+		clear(rows[:n])
+		rows = rows[n:]
+	}
+	return nil
+}
+
 // storeMerged writes the merged rows of sealed days in the background: the value rows
 // first, the markers last, so a reader never trusts a day whose rows are not all written.
 // While one merge is being written, others are dropped (a later query merges them again).
@@ -233,9 +258,10 @@ func (s *Service) storeMerged(rows []store.Row, days int) {
 				values = append(values, r)
 			}
 		}
-		err := s.store.WriteRows(ctx, values)
+		rows = nil // values and markers hold them now
+		err := writeChunked(ctx, s.store, values)
 		if err == nil {
-			err = s.store.WriteRows(ctx, markers)
+			err = writeChunked(ctx, s.store, markers)
 		}
 		if err != nil {
 			s.metrics.sealedWriteErrors.Inc()

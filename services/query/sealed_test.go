@@ -194,3 +194,59 @@ func TestCacheOfFinishedDays(t *testing.T) {
 		t.Errorf("after a write to an unfinished day:\ncached %v\nshards %v", got, want)
 	}
 }
+
+// chunkRecorder is a store that records the WriteRows calls it gets and fails the one
+// numbered failAt (from 1; 0 never).
+type chunkRecorder struct {
+	store.Store
+	calls  [][]store.Row
+	failAt int
+}
+
+func (c *chunkRecorder) WriteRows(_ context.Context, rows []store.Row) error {
+	c.calls = append(c.calls, append([]store.Row(nil), rows...))
+	if len(c.calls) == c.failAt {
+		return store.ErrUnavailable
+	}
+	return nil
+}
+
+// Merged days are written in calls of at most mergedWriteBytes of sketches, in order, so
+// no write makes one batch of tens of megabytes; a sketch larger than that goes alone.
+func TestMergedRowsAreWrittenInChunks(t *testing.T) {
+	var rows []store.Row
+	sizes := []int{mergedWriteBytes / 3, mergedWriteBytes / 3, mergedWriteBytes / 3, 10, mergedWriteBytes + 1, 0, mergedWriteBytes / 2, mergedWriteBytes / 2}
+	for i, n := range sizes {
+		rows = append(rows, store.Row{RowKey: store.RowKey{Site: "a.test", Value: string(rune('a' + i))}, Aggregate: store.Aggregate{Visitors: make([]byte, n)}})
+	}
+	want := append([]store.Row(nil), rows...)
+	rec := &chunkRecorder{}
+	if err := writeChunked(context.Background(), rec, rows); err != nil {
+		t.Fatal(err)
+	}
+	var got []store.Row
+	for i, call := range rec.calls {
+		size := 0
+		for _, r := range call {
+			size += len(r.Visitors)
+		}
+		if len(call) == 0 || (len(call) > 1 && size > mergedWriteBytes) {
+			t.Errorf("call %d writes %d rows with %d bytes of sketches", i, len(call), size)
+		}
+		got = append(got, call...)
+	}
+	if len(rec.calls) != 4 {
+		t.Errorf("%d calls, want 4 (three thirds | 10 bytes | the oversized one | empty + two halves)", len(rec.calls))
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Error("the rows written are not the rows given, in order")
+	}
+
+	rec = &chunkRecorder{failAt: 2}
+	if err := writeChunked(context.Background(), rec, append([]store.Row(nil), want...)); err == nil {
+		t.Error("a failed write was not reported")
+	}
+	if len(rec.calls) != 2 {
+		t.Errorf("%d calls after the second failed, want 2 (nothing written after a failure)", len(rec.calls))
+	}
+}

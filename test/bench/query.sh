@@ -35,6 +35,8 @@ t1=$(date +%s)
 kill "$sampler" 2>/dev/null || true
 echo "processor: $events events in $((t1 - t0)) s ($(( events / (t1 - t0 > 0 ? t1 - t0 : 1) )) events/s)"
 echo "RSS after processing: $(ps -o rss= -p "$pid" | awk '{printf "%.0f MB", $1/1024}'), peak while processing: $(sort -n "$work/rss.txt" | tail -1 | awk '{printf "%.0f MB", $1/1024}')"
+# From here on: the peak after the load (the first load merges the finished days).
+(while kill -0 "$pid" 2>/dev/null; do ps -o rss= -p "$pid"; sleep 1; done) > "$work/rss-after.txt" &
 
 # The first dashboard load right after the load is measured on its own (it merges the
 # finished days). The store is still compacting then: wait (at most 5 minutes) until
@@ -53,5 +55,5 @@ done
 echo "settled after $(( $(date +%s) - settle0 )) s: $(curl -fsS http://127.0.0.1:18081/metrics | grep -E '^glimpse_store_(compaction_debt_bytes|read_amplification)\{engine="pebble"' | tr '\n' ' ')"
 echo "== queries"
 "$work/querybench" --target=http://127.0.0.1:18081 --n=200 --warmup=20
-echo "RSS after queries: $(ps -o rss= -p "$pid" | awk '{printf "%.0f MB", $1/1024}')"
+echo "RSS after queries: $(ps -o rss= -p "$pid" | awk '{printf "%.0f MB", $1/1024}'), peak after processing: $(sort -n "$work/rss-after.txt" | tail -1 | awk '{printf "%.0f MB", $1/1024}')"
 du -sh "$data"/bus "$data"/store

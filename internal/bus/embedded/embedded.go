@@ -40,7 +40,11 @@ const (
 	DefaultRetentionCheck  = 10 * time.Minute
 	DefaultMaxMessageBytes = 1 << 20
 	DefaultCloseTimeout    = 10 * time.Second
+	DefaultCacheSize       = 16 << 20
+	DefaultMemTableSize    = 16 << 20
 	maxPartitions          = 1024
+	// minMemTableSize keeps a memtable able to hold a few of the largest messages.
+	minMemTableSize = 4 << 20
 )
 
 // Options configure Open. The zero value is usable.
@@ -69,6 +73,14 @@ type Options struct {
 	// ctx is cancelled, before it closes the database under them (default 10s).
 	CloseTimeout time.Duration
 
+	// CacheSize is Pebble's block cache in bytes (default 16 MiB) and MemTableSize the size
+	// of one memtable (default 16 MiB, at least 4 MiB). An idle bus keeps two memtables
+	// (the one being written and a spare); writes stall once 32 MiB of them wait for
+	// flushing, whatever their size. Built without cgo, cache and memtables live in the Go
+	// heap, under the process's memory limit.
+	CacheSize    int64
+	MemTableSize uint64
+
 	// Logger receives the bus's and Pebble's log lines (default slog.Default()).
 	Logger *slog.Logger
 
@@ -95,6 +107,13 @@ func (o *Options) setDefaults() {
 	if o.CloseTimeout <= 0 {
 		o.CloseTimeout = DefaultCloseTimeout
 	}
+	if o.CacheSize <= 0 {
+		o.CacheSize = DefaultCacheSize
+	}
+	if o.MemTableSize == 0 {
+		o.MemTableSize = DefaultMemTableSize
+	}
+	o.MemTableSize = max(o.MemTableSize, minMemTableSize)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -201,15 +220,18 @@ func openFS(dir string, opts Options, fs vfs.FS) (*Bus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bus: directory %s is in use by another glimpse process (or another bus in this one); only one may use a data directory at a time: %w", dir, err)
 	}
-	cache := pebble.NewCache(16 << 20)
+	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref()
 	db, err := pebble.Open(dir, &pebble.Options{
 		FS:                 fs,
 		Lock:               lock,
 		Cache:              cache,
 		FormatMajorVersion: pebble.FormatNewest,
-		MemTableSize:       16 << 20,
-		Logger:             pebbleLogger{opts.Logger.With("component", "bus-pebble")},
+		MemTableSize:       opts.MemTableSize,
+		// Smaller memtables keep the default's room for a burst of publishes (two of the
+		// default size) before writes stall, in more memtables.
+		MemTableStopWritesThreshold: max(2, int((2*DefaultMemTableSize+opts.MemTableSize-1)/opts.MemTableSize)),
+		Logger:                      pebbleLogger{opts.Logger.With("component", "bus-pebble")},
 	})
 	if err != nil {
 		lock.Close()

@@ -38,7 +38,8 @@ type Options struct {
 	Metrics prometheus.Registerer
 	// CacheSize is the block cache size in bytes. Default 64 MiB.
 	CacheSize int64
-	// MemTableSize is the size of one memtable in bytes. Default 16 MiB.
+	// MemTableSize is the size of one memtable in bytes. Default 16 MiB. Writes stall once
+	// 32 MiB of memtables wait for flushing, whatever the size (see memTableQueueBytes).
 	MemTableSize uint64
 	// Retention, unless it keeps everything forever (the zero value), is enforced by a
 	// background sweep every SweepEvery (default 1 hour; see Sweep).
@@ -135,12 +136,13 @@ func Open(dir string, opts Options) (*Store, error) {
 	cache := pebble.NewCache(cacheSize)
 	defer cache.Unref() // the DB holds its own reference
 	popts := &pebble.Options{
-		Cache:              cache,
-		MemTableSize:       memTableSize,
-		Lock:               lock,
-		Logger:             pebbleLogger{log},
-		FormatMajorVersion: pebble.FormatNewest,
-		EventListener:      eventListener(log, m),
+		Cache:                       cache,
+		MemTableSize:                memTableSize,
+		MemTableStopWritesThreshold: memTableStopWrites(memTableSize),
+		Lock:                        lock,
+		Logger:                      pebbleLogger{log},
+		FormatMajorVersion:          pebble.FormatNewest,
+		EventListener:               eventListener(log, m),
 	}
 	// Processors look up every rollup row they touch for the first time, and most of those
 	// rows do not exist yet (a new bucket): bloom filters answer such misses without reading
@@ -181,6 +183,16 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	log.Debug("store opened")
 	return s, nil
+}
+
+// memTableQueueBytes is how much memtable data may wait for flushing before writes
+// stall: Pebble's default of two memtables at the default size. Smaller memtables (a
+// process under a small memory limit) keep that much room for a burst of writes, in more
+// memtables, while an idle store holds only two small ones.
+const memTableQueueBytes = 2 * defaultMemTableSize
+
+func memTableStopWrites(memTableSize uint64) int {
+	return max(2, int((memTableQueueBytes+memTableSize-1)/memTableSize))
 }
 
 func checkWritable(dir string) error {
