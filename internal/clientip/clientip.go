@@ -91,7 +91,7 @@ func (l PrefixList) Contains(a netip.Addr) bool {
 // not parse ends the walk at the last good address. Several X-Forwarded-For headers count
 // as one list in their order. The result is invalid only when RemoteAddr cannot be parsed.
 func Of(r *http.Request, trusted PrefixList) netip.Addr {
-	peer := parseAddr(r.RemoteAddr)
+	peer := parsePeer(r.RemoteAddr)
 	if !peer.IsValid() || !trusted.Contains(peer) {
 		return peer
 	}
@@ -120,6 +120,15 @@ func Of(r *http.Request, trusted PrefixList) netip.Addr {
 		}
 	}
 	return client
+}
+
+// parsePeer is parseAddr for RemoteAddr, which net/http always sets to "host:port": that form
+// is tried first, so the common case parses once and builds no error value.
+func parsePeer(s string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap().WithZone("")
+	}
+	return parseAddr(s)
 }
 
 // parseAddr reads "1.2.3.4", "1.2.3.4:80", "::1", "[::1]" and "[::1]:80", without zone and

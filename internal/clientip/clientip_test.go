@@ -35,6 +35,10 @@ func TestOf(t *testing.T) {
 		{"nothing trusted", "127.0.0.1:1", []string{"198.51.100.9"}, nil, "127.0.0.1"},
 		{"empty entries skipped", "127.0.0.1:1", []string{"198.51.100.9, ,"}, loopback, "198.51.100.9"},
 		{"peer without port", "198.51.100.1", nil, loopback, "198.51.100.1"},
+		{"IPv6 peer without port", "2001:db8::1", nil, loopback, "2001:db8::1"},
+		{"IPv6 peer in brackets without port", "[2001:db8::1]", nil, loopback, "2001:db8::1"},
+		{"peer zone dropped", "[fe80::1%eth0]:80", nil, loopback, "fe80::1"},
+		{"mapped peer unmapped", "[::ffff:198.51.100.1]:80", nil, loopback, "198.51.100.1"},
 		{"unparseable peer", "pipe", nil, loopback, "invalid IP"},
 	}
 	for _, tc := range cases {
@@ -45,6 +49,20 @@ func TestOf(t *testing.T) {
 		}
 		if got := Of(r, tc.trusted).String(); got != tc.want {
 			t.Errorf("%s: %s; want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestParsePeerAgreesWithParseAddr: the RemoteAddr fast path reads every form as the
+// general parser does.
+func TestParsePeerAgreesWithParseAddr(t *testing.T) {
+	for _, s := range []string{
+		"198.51.100.1:1234", "198.51.100.1", "[::1]:80", "::1", "[::1]", "::1:80",
+		"[fe80::1%eth0]:80", "fe80::1%eth0", "[::ffff:10.0.0.1]:9", "::ffff:10.0.0.1",
+		"1.2.3.4:99999", "1.2.3.4:", ":80", "", "pipe", "[1.2.3.4]:80", "@",
+	} {
+		if got, want := parsePeer(s), parseAddr(s); got != want {
+			t.Errorf("parsePeer(%q) = %v; parseAddr gives %v", s, got, want)
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 )
 
@@ -83,8 +82,18 @@ func appendBinary(dst []byte, e *Event) []byte {
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(e.Props)))
 	if len(e.Props) > 0 {
-		// Sorted, so that one event always has one wire form.
-		for _, k := range slices.Sorted(maps.Keys(e.Props)) {
+		// Sorted, so that one event always has one wire form. Events within the limit of
+		// MaxPropKeys sort their keys on the stack: this runs once per event.
+		var stack [MaxPropKeys]string
+		keys := stack[:0]
+		if len(e.Props) > len(stack) {
+			keys = make([]string, 0, len(e.Props))
+		}
+		for k := range e.Props {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
 			dst = appendString(dst, k)
 			dst = appendString(dst, e.Props[k])
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -84,20 +85,32 @@ func TestDecodesVersion1(t *testing.T) {
 	}
 }
 
-// One event has one wire form, whatever order its props map iterates in.
+// One event has one wire form, whatever order its props map iterates in: keys are written
+// sorted, within MaxPropKeys and beyond it (events of version 1 were not limited).
 func TestEncodingIsDeterministic(t *testing.T) {
-	e := fullEvent()
-	for i := 0; i < 20; i++ {
-		e.Props[string(rune('a'+i))] = "v"
-	}
-	first, err := Encode(e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 20; i++ {
-		b, _ := Encode(e)
-		if !bytes.Equal(b, first) {
-			t.Fatal("two encodings of one event differ")
+	for _, n := range []int{20, MaxPropKeys, MaxPropKeys + 10} {
+		e := fullEvent()
+		clear(e.Props)
+		for i := range n {
+			e.Props[fmt.Sprintf("k%02d", i)] = "v"
+		}
+		first, err := Encode(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 20; i++ {
+			b, _ := Encode(e)
+			if !bytes.Equal(b, first) {
+				t.Fatalf("%d props: two encodings of one event differ", n)
+			}
+		}
+		last := -1
+		for i := range n {
+			at := bytes.Index(first, fmt.Appendf(nil, "\x03k%02d", i))
+			if at <= last {
+				t.Fatalf("%d props: key k%02d at byte %d, not after the previous key (byte %d)", n, i, at, last)
+			}
+			last = at
 		}
 	}
 }

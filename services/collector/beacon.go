@@ -57,48 +57,144 @@ func inputErr(field, format string, args ...any) *InputError {
 	return &InputError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
-// wireBeacon is the JSON body. Polymorphic fields stay raw and are decoded by hand.
+// wireBeacon is the JSON body. encoding/json validates it and matches its keys to these
+// fields; the values stay raw (slices of the body, not copies) and are decoded by
+// DecodeBeacon, whose strings share one copy of the body instead of one allocation each.
 type wireBeacon struct {
-	N           string          `json:"n"`
-	Name        string          `json:"name"`
-	U           string          `json:"u"`
-	URL         string          `json:"url"`
-	D           string          `json:"d"`
-	Domain      string          `json:"domain"`
-	R           string          `json:"r"`
-	Referrer    string          `json:"referrer"`
-	P           *propsField     `json:"p"`
-	Props       *propsField     `json:"props"`
-	M           *propsField     `json:"m"`
-	Meta        *propsField     `json:"meta"`
-	Revenue     json.RawMessage `json:"revenue"`
-	Dollar      json.RawMessage `json:"$"`
-	I           json.RawMessage `json:"i"`
-	Interactive json.RawMessage `json:"interactive"`
-	H           json.RawMessage `json:"h"`
-	E           json.RawMessage `json:"e"`
-	VID         json.RawMessage `json:"vid"`
-	EID         json.RawMessage `json:"eid"`
+	N           rawValue `json:"n"`
+	Name        rawValue `json:"name"`
+	U           rawValue `json:"u"`
+	URL         rawValue `json:"url"`
+	D           rawValue `json:"d"`
+	Domain      rawValue `json:"domain"`
+	R           rawValue `json:"r"`
+	Referrer    rawValue `json:"referrer"`
+	P           rawValue `json:"p"`
+	Props       rawValue `json:"props"`
+	M           rawValue `json:"m"`
+	Meta        rawValue `json:"meta"`
+	Revenue     rawValue `json:"revenue"`
+	Dollar      rawValue `json:"$"`
+	I           rawValue `json:"i"`
+	Interactive rawValue `json:"interactive"`
+	H           rawValue `json:"h"`
+	E           rawValue `json:"e"`
+	VID         rawValue `json:"vid"`
+	EID         rawValue `json:"eid"`
 }
 
-// pick returns the first non-empty value and the name of the field it came from.
-func pick(a, an, b, bn string) (string, string) {
-	if a != "" {
-		return a, an
+// rawValue is one JSON value as encoding/json found it in the body: a slice of the body,
+// not a copy (json.RawMessage copies every value), so it is only valid while the body is,
+// which DecodeBeacon guarantees by keeping none of them. null arrives as "null"; a field
+// that was not sent stays empty.
+type rawValue []byte
+
+func (r *rawValue) UnmarshalJSON(b []byte) error {
+	*r = b
+	return nil
+}
+
+// absent reports whether the field was not sent or is null.
+func (r rawValue) absent() bool { return len(r) == 0 || isNull(json.RawMessage(r)) }
+
+// bodyText turns raw JSON strings of one body into Go strings. A string without escapes
+// that is valid UTF-8 is its bytes, so it becomes a substring of a single string copy of
+// the whole body, made on first use; anything else goes through encoding/json.
+type bodyText struct {
+	body []byte
+	text string // string(body), or "" until first needed
+}
+
+// str decodes a JSON string; null or a missing field is "". ok is false for any other JSON
+// type.
+func (t *bodyText) str(raw rawValue) (string, bool) {
+	if raw.absent() {
+		return "", true
 	}
-	return b, bn
+	if raw[0] != '"' || len(raw) < 2 {
+		return "", false
+	}
+	inner := raw[1 : len(raw)-1]
+	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		return t.sub(inner), true
+	}
+	return unquote(raw)
+}
+
+// unquote decodes a JSON string with escapes or invalid UTF-8 (replaced by U+FFFD).
+func unquote(raw rawValue) (string, bool) {
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// sub returns b as a string: a substring of the body's copy when b lies within the body,
+// else a copy of its own.
+func (t *bodyText) sub(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	// A slice of the body has the body's capacity less its offset.
+	off := cap(t.body) - cap(b)
+	if off < 0 || off+len(b) > len(t.body) || &t.body[off] != &b[0] {
+		return string(b)
+	}
+	if t.text == "" {
+		t.text = string(t.body)
+	}
+	return t.text[off : off+len(b)]
+}
+
+// pickString decodes the string fields a and b, the short and the long name of one field,
+// and returns the first that is not empty and the name it was sent under. A field of
+// another JSON type is an error whether or not it would have been picked.
+func (t *bodyText) pickString(a rawValue, an string, b rawValue, bn string) (string, string, error) {
+	sa, ok := t.str(a)
+	if !ok {
+		return "", an, typeError(an, a)
+	}
+	sb, ok := t.str(b)
+	if !ok {
+		return "", bn, typeError(bn, b)
+	}
+	if sa != "" {
+		return sa, an, nil
+	}
+	return sb, bn, nil
+}
+
+// typeError is the error for a field that should hold a string but holds raw.
+func typeError(field string, raw rawValue) *InputError {
+	return inputErr(field, "field %q must be a string, not a JSON %s", field, jsonTypeOf(raw))
+}
+
+// jsonTypeOf names the JSON type of a valid value as encoding/json's type errors do.
+func jsonTypeOf(raw rawValue) string {
+	switch raw[0] {
+	case '"':
+		return "string"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "bool"
+	}
+	return "number"
 }
 
 // rawField is a polymorphic field and the name the sender gave it.
 type rawField struct {
-	raw  json.RawMessage
+	raw  rawValue
 	name string
 }
 
 // pickRaw returns the first field that was sent and is not null; raw is nil when none was.
 func pickRaw(fields ...rawField) rawField {
 	for _, f := range fields {
-		if len(f.raw) > 0 && !isNull(f.raw) {
+		if !f.raw.absent() {
 			return f
 		}
 	}
@@ -111,7 +207,7 @@ const exampleBody = `{"n":"pageview","u":"https://example.com/","d":"example.com
 
 // DecodeBeacon parses and validates a request body in Plausible's event format (see the
 // package documentation). maxSites bounds the comma-separated site ids of "d" (≤ 0: 10).
-// Errors are *InputError.
+// Errors are *InputError. The returned beacon shares no memory with body.
 func DecodeBeacon(body []byte, maxSites int) (*Beacon, error) {
 	if maxSites <= 0 {
 		maxSites = 10
@@ -127,10 +223,27 @@ func DecodeBeacon(body []byte, maxSites int) (*Beacon, error) {
 	if err := json.Unmarshal(body, &w); err != nil {
 		return nil, jsonError(err)
 	}
+	t := bodyText{body: body}
 	b := &Beacon{Interactive: true}
 
+	// The string fields first: a wrongly typed one is reported before anything else.
+	name, nf, err := t.pickString(w.N, "n", w.Name, "name")
+	if err != nil {
+		return nil, err
+	}
+	rawURL, uf, err := t.pickString(w.U, "u", w.URL, "url")
+	if err != nil {
+		return nil, err
+	}
+	domains, df, err := t.pickString(w.D, "d", w.Domain, "domain")
+	if err != nil {
+		return nil, err
+	}
+	if b.Referrer, _, err = t.pickString(w.R, "r", w.Referrer, "referrer"); err != nil {
+		return nil, err
+	}
+
 	// Name.
-	name, nf := pick(w.N, "n", w.Name, "name")
 	b.Name = strings.TrimSpace(name)
 	switch {
 	case b.Name == "":
@@ -142,7 +255,6 @@ func DecodeBeacon(body []byte, maxSites int) (*Beacon, error) {
 	}
 
 	// Page URL.
-	rawURL, uf := pick(w.U, "u", w.URL, "url")
 	b.URL = strings.TrimSpace(rawURL)
 	switch {
 	case b.URL == "":
@@ -157,37 +269,34 @@ func DecodeBeacon(body []byte, maxSites int) (*Beacon, error) {
 	b.page = u
 
 	// Sites.
-	domains, df := pick(w.D, "d", w.Domain, "domain")
 	if b.Sites, err = decodeSites(domains, df, maxSites); err != nil {
 		return nil, err
 	}
 
-	b.Referrer, _ = pick(w.R, "r", w.Referrer, "referrer")
-
-	if b.Props, err = pickProps(propsNamed{w.P, "p"}, propsNamed{w.Props, "props"}, propsNamed{w.M, "m"}, propsNamed{w.Meta, "meta"}); err != nil {
+	if b.Props, err = t.pickProps(rawField{w.P, "p"}, rawField{w.Props, "props"}, rawField{w.M, "m"}, rawField{w.Meta, "meta"}); err != nil {
 		return nil, err
 	}
 	rev := pickRaw(rawField{w.Revenue, "revenue"}, rawField{w.Dollar, "$"})
-	if b.Revenue, err = decodeRevenue(rev.raw, rev.name); err != nil {
+	if b.Revenue, err = decodeRevenue(json.RawMessage(rev.raw), rev.name); err != nil {
 		return nil, err
 	}
 	if f := pickRaw(rawField{w.I, "i"}, rawField{w.Interactive, "interactive"}); f.raw != nil {
-		if b.Interactive, err = decodeBool(f.raw, f.name); err != nil {
+		if b.Interactive, err = decodeBool(json.RawMessage(f.raw), f.name); err != nil {
 			return nil, err
 		}
 	}
-	if len(w.H) > 0 && !isNull(w.H) {
-		if b.HashRouting, err = decodeBool(w.H, "h"); err != nil {
+	if !w.H.absent() {
+		if b.HashRouting, err = decodeBool(json.RawMessage(w.H), "h"); err != nil {
 			return nil, err
 		}
 	}
-	if b.EngagementMS, err = decodeEngagement(w.E); err != nil {
+	if b.EngagementMS, err = decodeEngagement(json.RawMessage(w.E)); err != nil {
 		return nil, err
 	}
-	if b.FirstPartyID, err = decodeFirstPartyID(w.VID); err != nil {
+	if b.FirstPartyID, err = t.firstPartyID(w.VID); err != nil {
 		return nil, err
 	}
-	if b.ID, err = decodeEventID(w.EID); err != nil {
+	if b.ID, err = t.eventID(w.EID); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -273,120 +382,81 @@ func clip(s string, n int) string {
 	return truncate(s, n) + "…"
 }
 
-// propsField is a "p" value as sent: an object, or a JSON string holding one (older
-// Plausible scripts). Values are classified while the body is parsed, in one pass.
-type propsField struct {
-	obj map[string]propValue
-	bad string // what was sent instead of an object ("array", "number", "string"), or ""
-}
-
-func (p *propsField) UnmarshalJSON(b []byte) error {
-	*p = propsField{} // a repeated key replaces, as for every other field
-	switch b[0] {
-	case '{':
-		return json.Unmarshal(b, &p.obj)
-	case '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		s = strings.TrimSpace(s)
-		if s == "" || s == "null" {
-			return nil
-		}
-		if s[0] != '{' || !json.Valid([]byte(s)) {
-			p.bad = "string"
-			return nil
-		}
-		return json.Unmarshal([]byte(s), &p.obj)
-	case '[':
-		p.bad = "array"
-	case 't', 'f':
-		p.bad = "boolean"
-	case 'n':
-	default:
-		p.bad = "number"
-	}
-	return nil
-}
-
-func (p *propsField) empty() bool { return p == nil || p.obj == nil && p.bad == "" }
-
-// propValue is one property value: kind 's' string, 'l' number or boolean literal, 'o'
-// object, 'a' array, 0 null.
-type propValue struct {
-	s    string
-	kind byte
-}
-
-func (v *propValue) UnmarshalJSON(b []byte) error {
-	switch b[0] {
-	case 'n':
-		v.kind = 0
-	case '"':
-		v.kind = 's'
-		inner := b[1 : len(b)-1]
-		if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
-			v.s = string(inner) // already validated JSON: no escapes, no control characters
-			return nil
-		}
-		return json.Unmarshal(b, &v.s)
-	case '{':
-		v.kind = 'o'
-	case '[':
-		v.kind = 'a'
-	default: // number, true, false: keep the literal as written
-		v.kind, v.s = 'l', string(b)
-	}
-	return nil
-}
-
-// propsNamed is a property field and the name the sender gave it.
-type propsNamed struct {
-	p    *propsField
-	name string
-}
-
-// pickProps validates the first of the property fields that was sent.
-func pickProps(fields ...propsNamed) (map[string]string, error) {
+// pickProps validates the first of the property fields that was sent: an object (even an
+// empty one), a JSON string holding an object (older Plausible scripts), or a value of
+// another type, which is an error. null, "" and "null" count as not sent.
+func (t *bodyText) pickProps(fields ...rawField) (map[string]string, error) {
 	for _, f := range fields {
-		if !f.p.empty() {
-			return decodeProps(f.p, f.name)
+		if f.raw.absent() {
+			continue
 		}
+		obj := f.raw
+		switch f.raw[0] {
+		case '{':
+		case '"':
+			s, _ := t.str(f.raw)
+			s = strings.TrimSpace(s)
+			if s == "" || s == "null" {
+				continue
+			}
+			if s[0] != '{' || !json.Valid([]byte(s)) {
+				return nil, propsTypeError(f.name, "string")
+			}
+			obj = rawValue(s)
+		case '[':
+			return nil, propsTypeError(f.name, "array")
+		case 't', 'f':
+			return nil, propsTypeError(f.name, "boolean")
+		default:
+			return nil, propsTypeError(f.name, "number")
+		}
+		return t.decodeProps(obj, f.name)
 	}
 	return nil, nil
 }
 
-func decodeProps(p *propsField, field string) (map[string]string, error) {
-	if p.bad != "" {
-		return nil, inputErr(field, "%q must be a JSON object of string, number or boolean values, e.g. {\"plan\":\"pro\"}; got a %s", field, p.bad)
+func propsTypeError(field, got string) *InputError {
+	return inputErr(field, "%q must be a JSON object of string, number or boolean values, e.g. {\"plan\":\"pro\"}; got a %s", field, got)
+}
+
+// decodeProps validates a JSON object of properties. Values are strings, or numbers and
+// booleans kept as written; null and "" values are dropped.
+func (t *bodyText) decodeProps(obj rawValue, field string) (map[string]string, error) {
+	var raw map[string]rawValue
+	if err := json.Unmarshal(obj, &raw); err != nil {
+		// Not reached: the object was validated with the body (or by json.Valid).
+		return nil, propsTypeError(field, "string")
 	}
-	if len(p.obj) == 0 {
+	if len(raw) == 0 {
 		return nil, nil
 	}
-	props := make(map[string]string, min(len(p.obj), event.MaxPropKeys))
-	for k, v := range p.obj {
-		switch v.kind {
-		case 0:
+	props := make(map[string]string, min(len(raw), event.MaxPropKeys))
+	for k, v := range raw {
+		var val string
+		switch v[0] {
+		case 'n':
 			continue
-		case 's':
-			if v.s == "" {
+		case '"':
+			val, _ = t.str(v)
+			if val == "" {
 				continue
 			}
-		case 'o':
+		case '{':
 			return nil, inputErr(field, "%q: property %q must be a string, number or boolean, not an object", field, clip(k, 40))
-		case 'a':
+		case '[':
 			return nil, inputErr(field, "%q: property %q must be a string, number or boolean, not an array", field, clip(k, 40))
+		default: // number, true, false: keep the literal as written
+			val = t.sub(v)
 		}
 		switch {
 		case k == "":
 			return nil, inputErr(field, "%q has a property with an empty name", field)
 		case len(k) > event.MaxPropKeyLen:
 			return nil, inputErr(field, "%q: property name %q is %d bytes; the limit is %d", field, clip(k, 40), len(k), event.MaxPropKeyLen)
-		case len(v.s) > event.MaxPropValLen:
-			return nil, inputErr(field, "%q: the value of property %q is %d bytes; the limit is %d", field, clip(k, 40), len(v.s), event.MaxPropValLen)
+		case len(val) > event.MaxPropValLen:
+			return nil, inputErr(field, "%q: the value of property %q is %d bytes; the limit is %d", field, clip(k, 40), len(val), event.MaxPropValLen)
 		}
-		props[k] = v.s
+		props[k] = val
 	}
 	if len(props) > event.MaxPropKeys {
 		return nil, inputErr(field, "%q has %d properties; the limit is %d", field, len(props), event.MaxPropKeys)
@@ -511,56 +581,42 @@ func decodeEngagement(raw json.RawMessage) (int64, error) {
 	return int64(f), nil
 }
 
-func decodeFirstPartyID(raw json.RawMessage) (string, error) {
-	if len(raw) == 0 || isNull(raw) {
+// firstPartyID reads "vid": a string of 1 to MaxFirstPartyIDLen printable ASCII characters
+// without spaces. An empty string or null means none.
+func (t *bodyText) firstPartyID(raw rawValue) (string, error) {
+	if raw.absent() {
 		return "", nil
 	}
 	bad := inputErr("vid", `"vid" (first-party visitor id) must be a string of 1 to %d printable ASCII characters without spaces`, MaxFirstPartyIDLen)
-	var s string
-	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+	s, ok := t.str(raw)
+	if !ok || raw[0] != '"' {
 		return "", bad
 	}
-	if s == "" {
-		return "", nil
-	}
-	if len(s) > MaxFirstPartyIDLen || !utf8.ValidString(s) {
+	if len(s) > MaxFirstPartyIDLen || !printableASCII(s) {
 		return "", bad
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] >= 0x7f {
-			return "", bad
-		}
 	}
 	return s, nil
 }
 
-// decodeEventID reads "eid": a string of 1 to event.MaxIDLen printable ASCII characters
-// without spaces. An empty string or null means no id.
-func decodeEventID(raw json.RawMessage) (string, error) {
-	if len(raw) == 0 || isNull(raw) {
+// eventID reads "eid": a string of 1 to event.MaxIDLen printable ASCII characters without
+// spaces. An empty string or null means no id.
+func (t *bodyText) eventID(raw rawValue) (string, error) {
+	if raw.absent() {
 		return "", nil
 	}
-	bad := func() error {
-		return inputErr("eid", `"eid" (event id) must be a string of 1 to %d printable ASCII characters without spaces, the same on every resend of the event`, event.MaxIDLen)
-	}
-	if raw[0] != '"' {
-		return "", bad()
-	}
-	var s string
-	if len(raw) >= 2 && raw[len(raw)-1] == '"' && bytes.IndexByte(raw[1:len(raw)-1], '\\') < 0 {
-		// No escapes: the JSON string is its bytes (the checks below refuse anything that
-		// is not printable ASCII), so a second JSON pass is not needed.
-		s = string(raw[1 : len(raw)-1])
-	} else if json.Unmarshal(raw, &s) != nil {
-		return "", bad()
-	}
-	if len(s) > event.MaxIDLen {
-		return "", bad()
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] >= 0x7f {
-			return "", bad()
-		}
+	s, ok := t.str(raw)
+	if !ok || raw[0] != '"' || len(s) > event.MaxIDLen || !printableASCII(s) {
+		return "", inputErr("eid", `"eid" (event id) must be a string of 1 to %d printable ASCII characters without spaces, the same on every resend of the event`, event.MaxIDLen)
 	}
 	return s, nil
+}
+
+// printableASCII reports whether s has only the bytes '!' to '~'.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
 }

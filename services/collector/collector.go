@@ -64,6 +64,8 @@ type Collector struct {
 	// mpSecrets verifies the api_secret of Measurement Protocol requests (mp.go).
 	mpSecrets *sites.MPSecrets
 
+	deadlines *sharedDeadlines // bound each request's lookups and publish by cfg.PublishTimeout
+
 	maintainEvery time.Duration
 	cleanedDay    int64 // last day whose stale salts were deleted; Run's goroutine only
 
@@ -117,6 +119,7 @@ func New(cfg Config, deps Deps) (*Collector, error) {
 		geo:           geoDB,
 		geoMetrics:    gm,
 		mpSecrets:     sites.NewMPSecrets(deps.Meta, sites.Options{TTL: cfg.SitesRefresh, Now: deps.Now}),
+		deadlines:     &sharedDeadlines{timeout: cfg.PublishTimeout},
 		maintainEvery: maintainEvery,
 		cleanedDay:    math.MinInt64,
 	}, nil
@@ -332,8 +335,7 @@ func (c *Collector) collect(r *http.Request) outcome {
 		return outcome{code: http.StatusAccepted, result: resultBot, count: len(b.Sites), dropped: "bot"}
 	}
 
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), c.cfg.PublishTimeout)
-	defer cancel()
+	ctx := c.deadlines.forRequest(r.Context(), time.Now())
 	dropped, err := c.admit(ctx, b)
 	var bad *InputError
 	if errors.As(err, &bad) {

@@ -21,7 +21,9 @@ type Config struct {
 	MaxSites int
 	// TrustedProxies are the peers whose X-Forwarded-For header is believed.
 	TrustedProxies clientip.PrefixList
-	// PublishTimeout bounds one bus publish; on expiry the request gets 503.
+	// PublishTimeout bounds the site and salt lookups and the bus publish of one request; on
+	// expiry the request gets 503. Requests share deadline timers, so the bound may run up
+	// to 10 ms longer (deadlineGrain).
 	PublishTimeout time.Duration
 	// RetryAfter is what a 503 asks the sender to wait before retrying.
 	RetryAfter time.Duration
