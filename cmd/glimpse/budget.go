@@ -3,6 +3,9 @@ package main
 import (
 	"math"
 	"runtime/debug"
+
+	"github.com/glimpse-analytics/glimpse/internal/bus/embedded"
+	"github.com/glimpse-analytics/glimpse/internal/store/pebblestore"
 )
 
 // engineMemory is what the embedded engines (Pebble under the store and the bus) may hold
@@ -32,7 +35,10 @@ const (
 
 // fleetEngineMemory is the engines' sizing without a memory limit (and the most any
 // limit gets).
-var fleetEngineMemory = engineMemory{storeCache: 64 << 20, storeMemTable: 16 << 20, busCache: 16 << 20, busMemTable: 16 << 20}
+var fleetEngineMemory = engineMemory{
+	storeCache: pebblestore.DefaultCacheSize, storeMemTable: pebblestore.DefaultMemTableSize,
+	busCache: embedded.DefaultCacheSize, busMemTable: embedded.DefaultMemTableSize,
+}
 
 // engineMemoryFor sizes the engines for a soft memory limit of limit bytes (0, negative or
 // math.MaxInt64: none).

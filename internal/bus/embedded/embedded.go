@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/glimpse-analytics/glimpse/internal/bus"
+	"github.com/glimpse-analytics/glimpse/internal/pebbleopts"
 )
 
 // Defaults of Options.
@@ -228,9 +229,9 @@ func openFS(dir string, opts Options, fs vfs.FS) (*Bus, error) {
 		Cache:              cache,
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       opts.MemTableSize,
-		// Smaller memtables keep the default's room for a burst of publishes (two of the
-		// default size) before writes stall, in more memtables.
-		MemTableStopWritesThreshold: max(2, int((2*DefaultMemTableSize+opts.MemTableSize-1)/opts.MemTableSize)),
+		// Smaller memtables keep the default's room for a burst of publishes before
+		// writes stall, in more memtables.
+		MemTableStopWritesThreshold: pebbleopts.MemTableStopWrites(opts.MemTableSize),
 		Logger:                      pebbleLogger{opts.Logger.With("component", "bus-pebble")},
 	})
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/glimpse-analytics/glimpse/internal/pebbleopts"
 	"github.com/glimpse-analytics/glimpse/internal/store"
 	"github.com/glimpse-analytics/glimpse/internal/store/storemetrics"
 )
@@ -39,7 +40,7 @@ type Options struct {
 	// CacheSize is the block cache size in bytes. Default 64 MiB.
 	CacheSize int64
 	// MemTableSize is the size of one memtable in bytes. Default 16 MiB. Writes stall once
-	// 32 MiB of memtables wait for flushing, whatever the size (see memTableQueueBytes).
+	// 32 MiB of memtables wait for flushing, whatever the size (pebbleopts.MemTableQueueBytes).
 	MemTableSize uint64
 	// Retention, unless it keeps everything forever (the zero value), is enforced by a
 	// background sweep every SweepEvery (default 1 hour; see Sweep).
@@ -47,10 +48,14 @@ type Options struct {
 	SweepEvery time.Duration
 }
 
+// Defaults of Options.CacheSize and Options.MemTableSize.
 const (
-	defaultCacheSize    = 64 << 20
-	defaultMemTableSize = 16 << 20
-	defaultSweepEvery   = time.Hour
+	DefaultCacheSize    = 64 << 20
+	DefaultMemTableSize = 16 << 20
+)
+
+const (
+	defaultSweepEvery = time.Hour
 
 	// formatVersion is the layout of keys and values this package writes. It is kept in
 	// the store so a newer layout is refused by older binaries instead of misread.
@@ -122,11 +127,11 @@ func Open(dir string, opts Options) (*Store, error) {
 
 	cacheSize := opts.CacheSize
 	if cacheSize <= 0 {
-		cacheSize = defaultCacheSize
+		cacheSize = DefaultCacheSize
 	}
 	memTableSize := opts.MemTableSize
 	if memTableSize == 0 {
-		memTableSize = defaultMemTableSize
+		memTableSize = DefaultMemTableSize
 	}
 	m := newMetrics()
 	if err := m.register(opts.Metrics); err != nil {
@@ -138,7 +143,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	popts := &pebble.Options{
 		Cache:                       cache,
 		MemTableSize:                memTableSize,
-		MemTableStopWritesThreshold: memTableStopWrites(memTableSize),
+		MemTableStopWritesThreshold: pebbleopts.MemTableStopWrites(memTableSize),
 		Lock:                        lock,
 		Logger:                      pebbleLogger{log},
 		FormatMajorVersion:          pebble.FormatNewest,
@@ -183,16 +188,6 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	log.Debug("store opened")
 	return s, nil
-}
-
-// memTableQueueBytes is how much memtable data may wait for flushing before writes
-// stall: Pebble's default of two memtables at the default size. Smaller memtables (a
-// process under a small memory limit) keep that much room for a burst of writes, in more
-// memtables, while an idle store holds only two small ones.
-const memTableQueueBytes = 2 * defaultMemTableSize
-
-func memTableStopWrites(memTableSize uint64) int {
-	return max(2, int((memTableQueueBytes+memTableSize-1)/memTableSize))
 }
 
 func checkWritable(dir string) error {

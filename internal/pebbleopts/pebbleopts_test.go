@@ -1,4 +1,4 @@
-package pebblestore
+package pebbleopts
 
 import "testing"
 
@@ -8,14 +8,15 @@ func TestMemTableStopWrites(t *testing.T) {
 		size uint64
 		want int
 	}{
-		{defaultMemTableSize, 2},
+		{16 << 20, 2},
 		{64 << 20, 2}, // never under Pebble's minimum of 2
 		{8 << 20, 4},
 		{5 << 20, 7}, // rounded up
 		{4 << 20, 8},
+		{0, 2},
 	} {
-		if got := memTableStopWrites(c.size); got != c.want {
-			t.Errorf("memTableStopWrites(%d MiB) = %d, want %d", c.size>>20, got, c.want)
+		if got := MemTableStopWrites(c.size); got != c.want {
+			t.Errorf("MemTableStopWrites(%d MiB) = %d, want %d", c.size>>20, got, c.want)
 		}
 	}
 }
