@@ -63,11 +63,13 @@ cluster-status: ## Engines and fleet members of `make cluster`
 e2e: ## Only the end-to-end and crash tests against the built binary
 	$(GO) test -count=1 -timeout 15m -v ./test/e2e/
 
-fuzz: ## Short fuzz runs of the beacon decoders, the bus event decoder and the query parser (FUZZTIME=10s)
+fuzz: ## Short fuzz runs of the beacon decoders, the JSON scanner, the bus event decoder and the query parser (FUZZTIME=10s)
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeBeacon$$' -fuzztime=$(FUZZTIME) ./services/collector/
+	$(GO) test -run='^$$' -fuzz='^FuzzWireBeacon$$' -fuzztime=$(FUZZTIME) ./services/collector/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseQuery$$' -fuzztime=$(FUZZTIME) ./services/query/
 	$(GO) test -run='^$$' -fuzz='^FuzzBeaconSiteFields$$' -fuzztime=$(FUZZTIME) ./services/gateway/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./internal/event/
+	$(GO) test -run='^$$' -fuzz='^FuzzObject$$' -fuzztime=$(FUZZTIME) ./internal/jsonscan/
 
 browser: ## Browser tests of the tracker and the dashboard (Debian chromium + playwright-core)
 	test/browser/run.sh

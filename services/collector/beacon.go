@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/glimpse-analytics/glimpse/internal/event"
+	"github.com/glimpse-analytics/glimpse/internal/jsonscan"
 )
 
 // Limits of the fields this package defines beyond those of internal/event.
@@ -57,9 +58,10 @@ func inputErr(field, format string, args ...any) *InputError {
 	return &InputError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
-// wireBeacon is the JSON body. encoding/json validates it and matches its keys to these
-// fields; the values stay raw (slices of the body, not copies) and are decoded by
-// DecodeBeacon, whose strings share one copy of the body instead of one allocation each.
+// wireBeacon is the JSON body: its keys matched to these fields, the values raw (slices of
+// the body, not copies) for DecodeBeacon to decode, whose strings share one copy of the body
+// instead of one allocation each. scan fills it without reflection; encoding/json does when
+// scan cannot, and defines the result either way.
 type wireBeacon struct {
 	N           rawValue `json:"n"`
 	Name        rawValue `json:"name"`
@@ -83,10 +85,83 @@ type wireBeacon struct {
 	EID         rawValue `json:"eid"`
 }
 
-// rawValue is one JSON value as encoding/json found it in the body: a slice of the body,
-// not a copy (json.RawMessage copies every value), so it is only valid while the body is,
-// which DecodeBeacon guarantees by keeping none of them. null arrives as "null"; a field
-// that was not sent stays empty.
+// scan fills w from body as json.Unmarshal(body, w) would. It reports false, leaving w
+// partly filled, when it cannot: for invalid JSON, whose error message encoding/json words,
+// and for what jsonscan declines, such as keys with escapes or non-ASCII bytes, which
+// encoding/json decodes and matches with Unicode case folding.
+func (w *wireBeacon) scan(body []byte) bool {
+	o := jsonscan.NewObject(body)
+	for key, value, ok := o.Next(); ok; key, value, ok = o.Next() {
+		if f := w.field(key); f != nil {
+			*f = value // the last of repeated keys wins, as with encoding/json
+		}
+	}
+	return o.Complete()
+}
+
+// field returns the field that encoding/json fills for a plain (printable ASCII) key: the
+// field of that name, else of that name in another case. No two names differ only in case,
+// so the lower-cased key names it. Unknown keys give nil.
+func (w *wireBeacon) field(key []byte) *rawValue {
+	var lower [len("interactive")]byte // the longest name
+	if len(key) > len(lower) {
+		return nil
+	}
+	for i, c := range key {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		lower[i] = c
+	}
+	switch string(lower[:len(key)]) {
+	case "n":
+		return &w.N
+	case "name":
+		return &w.Name
+	case "u":
+		return &w.U
+	case "url":
+		return &w.URL
+	case "d":
+		return &w.D
+	case "domain":
+		return &w.Domain
+	case "r":
+		return &w.R
+	case "referrer":
+		return &w.Referrer
+	case "p":
+		return &w.P
+	case "props":
+		return &w.Props
+	case "m":
+		return &w.M
+	case "meta":
+		return &w.Meta
+	case "revenue":
+		return &w.Revenue
+	case "$":
+		return &w.Dollar
+	case "i":
+		return &w.I
+	case "interactive":
+		return &w.Interactive
+	case "h":
+		return &w.H
+	case "e":
+		return &w.E
+	case "vid":
+		return &w.VID
+	case "eid":
+		return &w.EID
+	}
+	return nil
+}
+
+// rawValue is one JSON value as encoding/json hands it to UnmarshalJSON (and jsonscan hands
+// it out): a slice of the body, not a copy (json.RawMessage copies every value), so it is
+// only valid while the body is, which DecodeBeacon guarantees by keeping none of them. null
+// arrives as "null"; a field that was not sent stays empty.
 type rawValue []byte
 
 func (r *rawValue) UnmarshalJSON(b []byte) error {
@@ -220,8 +295,11 @@ func DecodeBeacon(body []byte, maxSites int) (*Beacon, error) {
 		return nil, inputErr("", "the request body must be one JSON object such as %s", exampleBody)
 	}
 	var w wireBeacon
-	if err := json.Unmarshal(body, &w); err != nil {
-		return nil, jsonError(err)
+	if !w.scan(body) {
+		w = wireBeacon{}
+		if err := json.Unmarshal(body, &w); err != nil {
+			return nil, jsonError(err)
+		}
 	}
 	t := bodyText{body: body}
 	b := &Beacon{Interactive: true}
@@ -422,10 +500,13 @@ func propsTypeError(field, got string) *InputError {
 // decodeProps validates a JSON object of properties. Values are strings, or numbers and
 // booleans kept as written; null and "" values are dropped.
 func (t *bodyText) decodeProps(obj rawValue, field string) (map[string]string, error) {
-	var raw map[string]rawValue
-	if err := json.Unmarshal(obj, &raw); err != nil {
-		// Not reached: the object was validated with the body (or by json.Valid).
-		return nil, propsTypeError(field, "string")
+	raw, ok := t.scanProps(obj)
+	if !ok {
+		raw = nil
+		if err := json.Unmarshal(obj, &raw); err != nil {
+			// Not reached: the object was validated with the body (or by json.Valid).
+			return nil, propsTypeError(field, "string")
+		}
 	}
 	if len(raw) == 0 {
 		return nil, nil
@@ -465,6 +546,20 @@ func (t *bodyText) decodeProps(obj rawValue, field string) (map[string]string, e
 		return nil, nil
 	}
 	return props, nil
+}
+
+// scanProps reads a properties object as json.Unmarshal into map[string]rawValue does (the
+// last of repeated keys wins), without reflection and with keys that share the body's copy.
+// ok is false when jsonscan leaves the object to encoding/json.
+func (t *bodyText) scanProps(obj rawValue) (props map[string]rawValue, ok bool) {
+	o := jsonscan.NewObject(obj)
+	for key, value, more := o.Next(); more; key, value, more = o.Next() {
+		if props == nil {
+			props = make(map[string]rawValue)
+		}
+		props[t.sub(key)] = value
+	}
+	return props, o.Complete()
 }
 
 func decodeRevenue(raw json.RawMessage, field string) (*event.Revenue, error) {
