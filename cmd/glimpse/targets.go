@@ -149,6 +149,15 @@ func runTarget(t targetSpec) func(ctx context.Context, args []string, stdout, st
 				// its limit makes the garbage collector slow everything down. Idle rows are
 				// read back from the store in the rare case a late event touches them.
 				setDefault(fs, "processor.max-cached-rows", "10000")
+				// The processor shares the machine's cores with ingest. A flush re-encodes
+				// and rewrites every row touched since the last one (visitor sketches
+				// included) and a checkpoint every open visit, so their cost grows with how
+				// often they run, not with the events: every 2 s and 10 s instead of 1 s and
+				// 5 s took a sixth off the processor's CPU per beacon in an ingest burst
+				// (docs/benchmarks.md). Dashboards lag by at most 2 s; after a crash the
+				// events of at most 10 s are read again from the bus.
+				setDefault(fs, "processor.flush-interval", "2s")
+				setDefault(fs, "processor.checkpoint-interval", "10s")
 			}
 		}
 		if t.query {

@@ -350,10 +350,15 @@ func collectCORS(next http.Handler) http.Handler {
 		// allocation per header on every beacon.
 		h := w.Header()
 		h["Access-Control-Allow-Origin"] = corsAllowOrigin
-		h["Access-Control-Allow-Methods"] = corsAllowMethods
-		h["Access-Control-Allow-Headers"] = corsAllowHeaders
-		h["Access-Control-Max-Age"] = corsMaxAge
-		h["Access-Control-Expose-Headers"] = corsExposeHeaders
+		if r.Method == http.MethodOptions {
+			// Methods, headers and max-age answer a preflight; browsers ignore them on
+			// the beacon's own answer, so it goes without them.
+			h["Access-Control-Allow-Methods"] = corsAllowMethods
+			h["Access-Control-Allow-Headers"] = corsAllowHeaders
+			h["Access-Control-Max-Age"] = corsMaxAge
+		} else {
+			h["Access-Control-Expose-Headers"] = corsExposeHeaders
+		}
 		next.ServeHTTP(w, r)
 	})
 }

@@ -128,8 +128,25 @@ func TestBodyLimit(t *testing.T) {
 func TestPreflight(t *testing.T) {
 	g := newTestGateway(t, registry.NewInProc(), nil)
 	rec := do(t, g.Handler(), http.MethodOptions, "/api/event", "", "Origin", "https://site.example", "Access-Control-Request-Method", "POST")
-	if rec.Code != http.StatusNoContent || rec.Header().Get("Access-Control-Allow-Methods") == "" {
+	if rec.Code != http.StatusNoContent || rec.Header().Get("Access-Control-Allow-Methods") == "" ||
+		rec.Header().Get("Access-Control-Allow-Origin") != "*" || rec.Header().Get("Access-Control-Max-Age") == "" {
 		t.Fatalf("preflight: %d %v", rec.Code, rec.Header())
+	}
+}
+
+// A beacon's own answer carries what a page may read of it (origin, exposed headers) and
+// none of the preflight's headers, which browsers ignore there.
+func TestBeaconAnswerCORSHeaders(t *testing.T) {
+	g := newTestGateway(t, registry.NewInProc(), nil)
+	rec := do(t, g.Handler(), http.MethodPost, "/api/event", `{"n":"pageview","u":"https://site.example/","d":"site.example"}`, "Origin", "https://site.example")
+	h := rec.Header()
+	if h.Get("Access-Control-Allow-Origin") != "*" || !strings.Contains(h.Get("Access-Control-Expose-Headers"), "Retry-After") {
+		t.Fatalf("beacon answer (%d) lacks its CORS headers: %v", rec.Code, h)
+	}
+	for _, k := range []string{"Access-Control-Allow-Methods", "Access-Control-Allow-Headers", "Access-Control-Max-Age"} {
+		if h.Get(k) != "" {
+			t.Errorf("beacon answer carries the preflight header %s", k)
+		}
 	}
 }
 
