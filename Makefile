@@ -66,6 +66,7 @@ e2e: ## Only the end-to-end and crash tests against the built binary
 fuzz: ## Short fuzz runs of the beacon decoders, the JSON scanner, the bus event decoder and the query parser (FUZZTIME=10s)
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeBeacon$$' -fuzztime=$(FUZZTIME) ./services/collector/
 	$(GO) test -run='^$$' -fuzz='^FuzzWireBeacon$$' -fuzztime=$(FUZZTIME) ./services/collector/
+	$(GO) test -run='^$$' -fuzz='^FuzzSplitPlainReferrer$$' -fuzztime=$(FUZZTIME) ./services/collector/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseQuery$$' -fuzztime=$(FUZZTIME) ./services/query/
 	$(GO) test -run='^$$' -fuzz='^FuzzBeaconSiteFields$$' -fuzztime=$(FUZZTIME) ./services/gateway/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./internal/event/

@@ -109,10 +109,32 @@ func (e *Event) Key() []byte { return Key(e.Site, e.VisitorID) }
 
 // Key builds the bus key for a site and visitor id.
 func Key(site string, visitorID uint64) []byte {
-	k := make([]byte, 0, len(site)+9)
-	k = append(k, site...)
-	k = append(k, 0)
-	return binary.BigEndian.AppendUint64(k, visitorID)
+	return appendKey(make([]byte, 0, len(site)+9), site, visitorID)
+}
+
+func appendKey(dst []byte, site string, visitorID uint64) []byte {
+	dst = append(dst, site...)
+	dst = append(dst, 0)
+	return binary.BigEndian.AppendUint64(dst, visitorID)
+}
+
+// EncodeMessage returns e's bus key (as Key) and wire form (as Encode) from one allocation:
+// the collector publishes both and the bus never changes them, so they may share memory.
+// The key's capacity ends where the wire form starts, so an append to the key copies it
+// instead of overwriting the wire form.
+func EncodeMessage(e *Event) (key, value []byte, err error) {
+	n := encodedLen(e)
+	if n > MaxEncodedLen {
+		return nil, nil, errTooLarge(n)
+	}
+	keyLen := len(e.Site) + 9
+	buf := appendKey(make([]byte, 0, keyLen+n), e.Site, e.VisitorID)
+	buf = appendBinary(buf, e)
+	return buf[:keyLen:keyLen], buf[keyLen:], nil
+}
+
+func errTooLarge(n int) error {
+	return fmt.Errorf("event: encoded event would be %d bytes, more than the limit of %d", n, MaxEncodedLen)
 }
 
 // ErrUnknownVersion is returned by Decode for an event written by a different wire version.
@@ -129,7 +151,7 @@ const maxFutureVersion = 31
 func Encode(e *Event) ([]byte, error) {
 	n := encodedLen(e)
 	if n > MaxEncodedLen {
-		return nil, fmt.Errorf("event: encoded event would be %d bytes, more than the limit of %d", n, MaxEncodedLen)
+		return nil, errTooLarge(n)
 	}
 	return appendBinary(make([]byte, 0, n), e), nil
 }

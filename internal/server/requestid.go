@@ -33,19 +33,33 @@ func SaneRequestID(id string) bool {
 func NewRequestID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	var digits [16]byte
+	hex.Encode(digits[:], b[:])
+	return string(digits[:])
 }
 
 // ensureRequestID keeps the request's sane X-Request-Id or gives it a new one, writes it
 // to the request (so a proxy forwards it) and to the response, and returns it.
+//
+// It runs on every request, so it sets the headers by their canonical key instead of with
+// Header.Set, which would allocate a value slice per header: the request and the response
+// share one. net/http and the gateway only read header values; Header.Set replaces the slice
+// and Header.Add appends to a slice of capacity one, so neither writes into the other.
 func ensureRequestID(w http.ResponseWriter, r *http.Request) string {
-	id := r.Header.Get(RequestIDHeader)
-	if !SaneRequestID(id) {
-		id = NewRequestID()
-		r.Header.Set(RequestIDHeader, id)
+	values := r.Header[RequestIDHeader]
+	if len(values) > 0 && SaneRequestID(values[0]) {
+		// Only the first one counts, as with Header.Get; the capacity of one makes an
+		// Add to the response's header copy instead of writing into the request's.
+		values = values[:1:1]
+	} else {
+		values = []string{NewRequestID()}
+		if r.Header == nil {
+			r.Header = http.Header{}
+		}
+		r.Header[RequestIDHeader] = values
 	}
-	w.Header().Set(RequestIDHeader, id)
-	return id
+	w.Header()[RequestIDHeader] = values
+	return values[0]
 }
 
 // RequestID is middleware that gives every request an id (see ensureRequestID) and puts it

@@ -309,10 +309,12 @@ func (c *Collector) collect(r *http.Request) outcome {
 	if r.ContentLength > limit {
 		return tooLarge()
 	}
-	buf := bufPool.Get().(*bytes.Buffer)
-	defer putBuf(buf)
+	body := bodyPool.Get().(*bodyBuffer)
+	defer putBody(body)
+	buf := &body.buf
 	buf.Reset()
-	if _, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1)); err != nil {
+	body.limit = io.LimitedReader{R: r.Body, N: limit + 1}
+	if _, err := buf.ReadFrom(&body.limit); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return tooLarge()
@@ -337,11 +339,12 @@ func (c *Collector) collect(r *http.Request) outcome {
 
 	ctx := c.deadlines.forRequest(r.Context(), time.Now())
 	dropped, err := c.admit(ctx, b)
-	var bad *InputError
-	if errors.As(err, &bad) {
-		return outcome{code: http.StatusBadRequest, result: resultInvalid, count: len(b.Sites), msg: bad.Error()}
-	}
 	if err != nil {
+		// Declared here, not before the check: errors.As moves its target to the heap.
+		var bad *InputError
+		if errors.As(err, &bad) {
+			return outcome{code: http.StatusBadRequest, result: resultInvalid, count: len(b.Sites), msg: bad.Error()}
+		}
 		c.saltLog.do(func(suppressed int64) {
 			c.log.WarnContext(ctx, "site list unavailable; answering 503", "err", err, "suppressed", suppressed)
 		})
@@ -356,7 +359,9 @@ func (c *Collector) collect(r *http.Request) outcome {
 	// visitor ids, and no event, log line or metric carries it.
 	ip := clientip.Of(r, c.cfg.TrustedProxies)
 	loc := c.locate(ip)
-	ids, err := c.visitorIDs(ctx, b, ip, uaString, now)
+	// Nearly every beacon names one site: its ids stay on the stack.
+	var idBuf [4]uint64
+	ids, err := c.visitorIDs(ctx, idBuf[:0], b, ip, uaString, now)
 	if err != nil {
 		c.saltLog.do(func(suppressed int64) {
 			c.log.WarnContext(ctx, "visitor-id salt unavailable; answering 503", "err", err, "suppressed", suppressed)
@@ -423,16 +428,15 @@ func (c *Collector) admit(ctx context.Context, b *Beacon) (string, error) {
 	return strings.Join(dropped, "; "), nil
 }
 
-// visitorIDs returns one visitor id per site of b; ip is the client's address.
-func (c *Collector) visitorIDs(ctx context.Context, b *Beacon, ip netip.Addr, ua string, nowMS int64) ([]uint64, error) {
-	ids := make([]uint64, len(b.Sites))
+// visitorIDs appends to ids one visitor id per site of b; ip is the client's address.
+func (c *Collector) visitorIDs(ctx context.Context, ids []uint64, b *Beacon, ip netip.Addr, ua string, nowMS int64) ([]uint64, error) {
 	if b.FirstPartyID != "" {
 		k, err := c.salts.firstPartyKey(ctx)
 		if err != nil {
 			return nil, err
 		}
-		for i, site := range b.Sites {
-			ids[i] = firstPartyID(k, site, b.FirstPartyID)
+		for _, site := range b.Sites {
+			ids = append(ids, firstPartyID(k, site, b.FirstPartyID))
 		}
 		return ids, nil
 	}
@@ -440,8 +444,8 @@ func (c *Collector) visitorIDs(ctx context.Context, b *Beacon, ip netip.Addr, ua
 	if err != nil {
 		return nil, err
 	}
-	for i, site := range b.Sites {
-		ids[i] = cookielessID(k, site, ip, ua)
+	for _, site := range b.Sites {
+		ids = append(ids, cookielessID(k, site, ip, ua))
 	}
 	return ids, nil
 }
@@ -454,11 +458,11 @@ func (c *Collector) build(b *Beacon, ua UserAgent, loc geo.Location, ids []uint6
 	for i, site := range b.Sites {
 		e := tmpl
 		e.Site, e.VisitorID = site, ids[i]
-		v, err := event.Encode(&e)
+		key, value, err := event.EncodeMessage(&e)
 		if err != nil {
 			return nil, err
 		}
-		msgs = append(msgs, bus.Message{Key: e.Key(), Value: v})
+		msgs = append(msgs, bus.Message{Key: key, Value: value})
 	}
 	return msgs, nil
 }
@@ -544,11 +548,23 @@ func jsonCapable(ct string) bool {
 	return strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
 }
 
-var bufPool = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 2048)) }}
+// bodyBuffer reads one request body. The limiting reader lives next to the buffer so that
+// reading a body allocates neither.
+type bodyBuffer struct {
+	buf   bytes.Buffer
+	limit io.LimitedReader
+}
 
-func putBuf(b *bytes.Buffer) {
-	if b.Cap() <= 64<<10 {
-		bufPool.Put(b)
+var bodyPool = sync.Pool{New: func() any {
+	b := &bodyBuffer{}
+	b.buf.Grow(2048)
+	return b
+}}
+
+func putBody(b *bodyBuffer) {
+	b.limit = io.LimitedReader{} // do not keep the request's body reachable
+	if b.buf.Cap() <= 64<<10 {
+		bodyPool.Put(b)
 	}
 }
 

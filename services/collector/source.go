@@ -53,21 +53,75 @@ func sourceOf(rawRef, pageHost, refParam string) (source, referrer string) {
 // parseReferrer returns the normalised host of a referrer URL and its host+path form. Both
 // are empty when the referrer is unusable.
 func parseReferrer(raw string) (host, referrer string) {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil {
+	raw = strings.TrimSpace(raw)
+	rawHost, path, ok := splitPlainReferrer(raw)
+	if !ok {
+		if rawHost, path, ok = splitReferrerURL(raw); !ok {
+			return "", ""
+		}
+	}
+	host = normalizeHost(rawHost)
+	if host == "" {
 		return "", ""
+	}
+	path = strings.TrimRight(path, "/")
+	return host, truncate(host+path, event.MaxURLLen)
+}
+
+// splitReferrerURL returns the host and the safely unescaped path of an http(s) or
+// android-app URL, by url.Parse.
+func splitReferrerURL(raw string) (host, path string, ok bool) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", "", false
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "http", "https", "android-app":
 	default:
-		return "", ""
+		return "", "", false
 	}
-	host = normalizeHost(u.Hostname())
-	if host == "" {
-		return "", ""
+	return u.Hostname(), unescapeSafe(u.EscapedPath()), true
+}
+
+// splitPlainReferrer is splitReferrerURL without url.Parse, which allocates a URL per call,
+// for the referrers nearly every beacon carries ("https://www.google.com/"). It takes only
+// URLs on which both agree, and reports ok == false for anything else: a lower-case http or
+// https scheme; a host of ASCII letters, digits, dots and hyphens; a path of those,
+// underscores, tildes and slashes (nothing to unescape); then nothing, or a query or
+// fragment without control characters and percent signs (which url.Parse would check).
+func splitPlainReferrer(raw string) (host, path string, ok bool) {
+	rest, found := strings.CutPrefix(raw, "https://")
+	if !found {
+		if rest, found = strings.CutPrefix(raw, "http://"); !found {
+			return "", "", false
+		}
 	}
-	path := strings.TrimRight(unescapeSafe(u.EscapedPath()), "/")
-	return host, truncate(host+path, event.MaxURLLen)
+	i := 0
+	for i < len(rest) && isPlainHostByte(rest[i]) {
+		i++
+	}
+	if i == 0 || i < len(rest) && rest[i] != '/' && rest[i] != '?' && rest[i] != '#' {
+		return "", "", false
+	}
+	j := i
+	for j < len(rest) && (isPlainHostByte(rest[j]) || rest[j] == '/' || rest[j] == '_' || rest[j] == '~') {
+		j++
+	}
+	if tail := rest[j:]; tail != "" {
+		if tail[0] != '?' && tail[0] != '#' {
+			return "", "", false
+		}
+		for k := 0; k < len(tail); k++ {
+			if c := tail[k]; c < 0x20 || c == 0x7f || c == '%' {
+				return "", "", false
+			}
+		}
+	}
+	return rest[:i], rest[i:j], true
+}
+
+func isPlainHostByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-'
 }
 
 // sourceName returns the well-known name of a referrer host, or "".

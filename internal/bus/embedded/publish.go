@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -23,11 +24,31 @@ type publishReq struct {
 	t     *topic
 	msgs  []bus.Message
 	bytes int
-	done  chan error // buffered; the writer sends exactly once unless withdrawn
+	done  chan error // buffered; the writer sends exactly once, withdrawn or not
 
 	// Guarded by Bus.buildMu.
 	copied    bool // the writer has copied msgs into a batch
 	withdrawn bool // the caller gave up before that; the writer skips the request
+}
+
+// publishReqs keeps requests, with their done channels, for reuse: a request and its
+// buffered channel were three allocations per Publish call. A request goes back only once
+// its caller has received the writer's answer; after that the writer no longer touches it.
+// One whose caller gave up waiting is left to the garbage collector, since the writer still
+// sends to it.
+var publishReqs = sync.Pool{New: func() any { return &publishReq{done: make(chan error, 1)} }}
+
+func getPublishReq(t *topic, msgs []bus.Message, bytes int) *publishReq {
+	req := publishReqs.Get().(*publishReq)
+	req.t, req.msgs, req.bytes = t, msgs, bytes
+	return req
+}
+
+// putPublishReq returns req to the pool. Its done channel must be empty and no writer may
+// hold it.
+func putPublishReq(req *publishReq) {
+	*req = publishReq{done: req.done}
+	publishReqs.Put(req)
 }
 
 // Publish durably appends msgs to topic: it returns nil once all of them are fsynced.
@@ -54,11 +75,12 @@ func (b *Bus) Publish(ctx context.Context, topicName string, msgs ...bus.Message
 	if len(msgs) == 0 {
 		return nil
 	}
-	req := &publishReq{t: t, msgs: msgs, bytes: size, done: make(chan error, 1)}
+	req := getPublishReq(t, msgs, size)
 
 	b.pubMu.RLock()
 	if b.pubClosed {
 		b.pubMu.RUnlock()
+		putPublishReq(req)
 		return ErrClosed
 	}
 	select {
@@ -66,18 +88,21 @@ func (b *Bus) Publish(ctx context.Context, topicName string, msgs ...bus.Message
 		b.pubMu.RUnlock()
 	case <-ctx.Done():
 		b.pubMu.RUnlock()
+		putPublishReq(req)
 		return ctx.Err()
 	}
 
 	select {
 	case err := <-req.done:
+		putPublishReq(req)
 		if err == nil {
 			b.m.publishSeconds.Observe(time.Since(start).Seconds())
 		}
 		return err
 	case <-ctx.Done():
 		// The caller may reuse msgs' buffers once we return: either withdraw the request
-		// or, if the writer already copied it, leave it to be stored.
+		// or, if the writer already copied it, leave it to be stored. Either way the
+		// writer still answers req, so it does not go back to the pool.
 		b.buildMu.Lock()
 		if !req.copied {
 			req.withdrawn = true
