@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"testing"
+
+	"github.com/glimpse-analytics/glimpse/test/testkit"
 )
 
 var generatedID = regexp.MustCompile(`^[0-9a-f]{16}$`)
@@ -79,7 +81,7 @@ func TestEnsureRequestIDSharedValueStaysSeparate(t *testing.T) {
 }
 
 func TestEnsureRequestIDAllocations(t *testing.T) {
-	if raceEnabled {
+	if testkit.RaceEnabled {
 		t.Skip("the race detector changes allocation counts")
 	}
 	r := httptest.NewRequest(http.MethodGet, "/", nil)

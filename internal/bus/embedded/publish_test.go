@@ -5,12 +5,13 @@ import (
 	"testing"
 
 	"github.com/glimpse-analytics/glimpse/internal/bus"
+	"github.com/glimpse-analytics/glimpse/test/testkit"
 )
 
 // A Publish that is answered hands its request back for reuse: the request and its done
 // channel are not allocated per call.
 func TestPublishReusesAnsweredRequests(t *testing.T) {
-	if raceEnabled {
+	if testkit.RaceEnabled {
 		t.Skip("the race detector makes sync.Pool drop items at random")
 	}
 	b := openT(t, t.TempDir(), Options{Partitions: 1})
