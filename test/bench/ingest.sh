@@ -8,9 +8,9 @@
 # Usage: test/bench/ingest.sh [events per run] [concurrency] [rounds]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-events=${1:-200000}
-conc=${2:-64}
-rounds=${3:-3}
+events=${1:-150000}
+conc=${2:-256}
+rounds=${3:-5}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
