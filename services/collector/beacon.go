@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/glimpse-analytics/glimpse/internal/event"
 	"github.com/glimpse-analytics/glimpse/internal/jsonscan"
@@ -186,11 +185,10 @@ func (t *bodyText) str(raw rawValue) (string, bool) {
 	if raw.absent() {
 		return "", true
 	}
-	if raw[0] != '"' || len(raw) < 2 {
+	if raw[0] != '"' {
 		return "", false
 	}
-	inner := raw[1 : len(raw)-1]
-	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+	if inner, plain := jsonscan.PlainString(raw); plain {
 		return t.sub(inner), true
 	}
 	return unquote(raw)

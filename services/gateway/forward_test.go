@@ -32,8 +32,7 @@ func TestForwardedRequestHeaders(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 		_, _ = io.WriteString(w, `{"results":[]}`)
 	})
-	g := newGateway(t, quietConfig(), nil)
-	g.add(t, registry.Query, "q", up.URL)
+	g := gatewayTo(t, registry.Query, "q", up.URL)
 	gw := serveGateway(t, g)
 
 	req, _ := http.NewRequest(http.MethodGet, gw.URL+"/api/v1/stats?site_id=a.example&period=7d", nil)
@@ -96,8 +95,7 @@ func TestForwardKeepsUpstreamBasePath(t *testing.T) {
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, r.URL.RequestURI())
 	})
-	g := newGateway(t, quietConfig(), nil)
-	g.add(t, registry.Query, "q", up.URL+"/glimpse/")
+	g := gatewayTo(t, registry.Query, "q", up.URL+"/glimpse/")
 	rec := send(g.Handler(), http.MethodGet, "/api/v1/realtime?site_id=a.example", "")
 	if rec.Code != http.StatusOK || rec.Body.String() != "/glimpse/api/v1/realtime?site_id=a.example" {
 		t.Fatalf("HTTP %d %q; want the instance's base path before the request's", rec.Code, rec.Body)
@@ -116,8 +114,7 @@ func TestForwardStreamsAnswersOfUnknownLength(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "second\n")
 	})
-	g := newGateway(t, quietConfig(), nil)
-	g.add(t, registry.Query, "q", up.URL)
+	g := gatewayTo(t, registry.Query, "q", up.URL)
 	gw := serveGateway(t, g)
 
 	// The answer's header and first line must arrive while the upstream still holds the
@@ -163,8 +160,7 @@ func TestForwardPassesTrailers(t *testing.T) {
 		_, _ = io.WriteString(w, "a,b\n")
 		w.Header().Set("X-Rows", "1")
 	})
-	g := newGateway(t, quietConfig(), nil)
-	g.add(t, registry.Query, "q", up.URL)
+	g := gatewayTo(t, registry.Query, "q", up.URL)
 	gw := serveGateway(t, g)
 
 	resp, err := gw.Client().Get(gw.URL + "/api/v1/export?site_id=a.example")
@@ -185,8 +181,7 @@ func TestForwardCutsOffAnAnswerThatBreaksOff(t *testing.T) {
 		http.NewResponseController(w).Flush()
 		panic(http.ErrAbortHandler) // the connection drops before the rest
 	})
-	g := newGateway(t, quietConfig(), nil)
-	g.add(t, registry.Query, "q", up.URL)
+	g := gatewayTo(t, registry.Query, "q", up.URL)
 	gw := serveGateway(t, g)
 
 	resp, err := gw.Client().Get(gw.URL + "/api/v1/stats?site_id=a.example")
@@ -212,8 +207,7 @@ func TestRetryableStatusIsDrainedAndTheRequestSentElsewhere(t *testing.T) {
 		_, _ = io.WriteString(w, strings.Repeat("busy ", 100))
 	})
 	good := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
-	g := newGateway(t, quietConfig(), nil)
-	g.add(t, registry.Query, "bad", bad.URL)
+	g := gatewayTo(t, registry.Query, "bad", bad.URL)
 	g.add(t, registry.Query, "good", good.URL)
 	for i := 0; i < 4; i++ {
 		if rec := send(g.Handler(), http.MethodGet, "/api/v1/stats?site_id=a.example", ""); rec.Code != http.StatusOK || rec.Body.String() != "ok" {

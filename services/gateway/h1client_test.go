@@ -41,8 +41,7 @@ func sendBeacons(t *testing.T, g *testGateway, n int) {
 
 func TestUpstreamConnectionsAreReused(t *testing.T) {
 	up, conns := countingUpstream(t, time.Minute, accepted)
-	g := newGateway(t, quietConfig(), nil)
-	g.add(t, registry.Collector, "c", up.URL)
+	g := gatewayTo(t, registry.Collector, "c", up.URL)
 	sendBeacons(t, g, 20)
 	if n := conns.Load(); n != 1 {
 		t.Fatalf("20 beacons one after another opened %d connections to the collector, want 1", n)
@@ -53,8 +52,7 @@ func TestConnectionTheUpstreamClosedIsNotUsed(t *testing.T) {
 	// The upstream drops idle connections after 50ms: a beacon sent later must not be
 	// written to the dead one (it would fail, and beacons are not sent twice).
 	up, conns := countingUpstream(t, 50*time.Millisecond, accepted)
-	g := newGateway(t, quietConfig(), nil)
-	g.add(t, registry.Collector, "c", up.URL)
+	g := gatewayTo(t, registry.Collector, "c", up.URL)
 	sendBeacons(t, g, 1)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -74,8 +72,7 @@ func TestConnectionCloseIsHonoured(t *testing.T) {
 		w.Header().Set("Connection", "close")
 		w.WriteHeader(http.StatusAccepted)
 	})
-	g := newGateway(t, quietConfig(), nil)
-	g.add(t, registry.Collector, "c", up.URL)
+	g := gatewayTo(t, registry.Collector, "c", up.URL)
 	sendBeacons(t, g, 3)
 	if n := conns.Load(); n != 3 {
 		t.Fatalf("3 answers with Connection: close, %d connections; want a new one for each", n)
@@ -99,8 +96,7 @@ func TestUnreadAnswerClosesItsConnection(t *testing.T) {
 			}
 		}
 	})
-	g := newGateway(t, quietConfig(), nil)
-	g.add(t, registry.Query, "q", up.URL)
+	g := gatewayTo(t, registry.Query, "q", up.URL)
 	gw := serveGateway(t, g)
 
 	resp, err := gw.Client().Get(gw.URL + "/api/v1/export?site_id=a.example")
@@ -146,8 +142,7 @@ func TestAnswerLeftUndrainedClosesItsConnection(t *testing.T) {
 		_, _ = w.Write([]byte("fine"))
 	})
 	good := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("fine")) })
-	g := newGateway(t, quietConfig(), nil)
-	g.add(t, registry.Query, "bad", bad.URL)
+	g := gatewayTo(t, registry.Query, "bad", bad.URL)
 	g.add(t, registry.Query, "good", good.URL)
 	for i := 0; i < 6; i++ {
 		if rec := send(g.Handler(), http.MethodGet, "/api/v1/stats?site_id=a.example", ""); rec.Code != http.StatusOK || rec.Body.String() != "fine" {

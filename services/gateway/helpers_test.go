@@ -95,6 +95,14 @@ func (tg *testGateway) add(t *testing.T, service, id, addr string) {
 	}
 }
 
+// gatewayTo is a gateway with the quiet test configuration and one upstream instance.
+func gatewayTo(t *testing.T, service, id, addr string) *testGateway {
+	t.Helper()
+	g := newGateway(t, quietConfig(), nil)
+	g.add(t, service, id, addr)
+	return g
+}
+
 // metric returns the value of the series of name whose labels include want.
 func (tg *testGateway) metric(t *testing.T, name string, want map[string]string) float64 {
 	t.Helper()

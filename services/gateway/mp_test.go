@@ -18,8 +18,7 @@ func TestMPRoutesToCollectorWithQuery(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
-	g := newGateway(t, quietConfig(), nil)
-	g.add(t, registry.Collector, "c", up.URL)
+	g := gatewayTo(t, registry.Collector, "c", up.URL)
 	body := `{"client_id":"c","events":[{"name":"a"}]}`
 	rec := send(g.Handler(), http.MethodPost, mpPath+"?measurement_id=example.com&api_secret=s", body)
 	if rec.Code != http.StatusNoContent {
@@ -41,8 +40,7 @@ func TestMPRoutesToCollectorWithQuery(t *testing.T) {
 
 func TestMPBodyLimitIsTheCollectors(t *testing.T) {
 	up := newUpstream(t, nil)
-	g := newGateway(t, quietConfig(), nil)
-	g.add(t, registry.Collector, "c", up.URL)
+	g := gatewayTo(t, registry.Collector, "c", up.URL)
 	// larger than a beacon may be, within the MP limit
 	mid := `{"x":"` + strings.Repeat("a", int(DefaultConfig().MaxEventBytes)*2) + `"}`
 	if rec := send(g.Handler(), http.MethodPost, mpPath+"?measurement_id=a.com", mid); rec.Code != http.StatusAccepted {

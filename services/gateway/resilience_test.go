@@ -325,8 +325,7 @@ func TestSiteRateLimitLeavesOtherSitesAlone(t *testing.T) {
 
 func TestRequestIDReachesUpstream(t *testing.T) {
 	up := newUpstream(t, nil)
-	g := newGateway(t, quietConfig(), nil)
-	g.add(t, registry.Collector, "a", up.URL)
+	g := gatewayTo(t, registry.Collector, "a", up.URL)
 	rec := send(g.Handler(), http.MethodPost, "/api/event", `{}`)
 	id := rec.Header().Get("X-Request-Id")
 	if id == "" || up.lastHeader().Get("X-Request-Id") != id {
