@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/glimpse-analytics/glimpse/internal/event"
 	"github.com/glimpse-analytics/glimpse/internal/store"
 )
 
@@ -40,7 +39,7 @@ import (
 //	  uvarint last-start, uvarint page views, uvarint interactive events,
 //	  if page views > 0: uvarint entry page, uvarint entryAt-start,
 //	                     uvarint exit page, uvarint exitAt-start
-//	  15 × uvarint visit attributes of the first event (visitAttrFields order)
+//	  15 × uvarint visit attributes of the first event (visitAttrValues order)
 //	  uvarint hour count, then per hour: uvarint (hour - start hour)/3600,
 //	                                     uvarint page views, uvarint events
 //	  uvarint value count, then per value: uvarint dimension, uvarint value
@@ -60,25 +59,6 @@ const (
 // ErrCheckpoint marks a stored checkpoint this binary cannot use (written by a newer
 // version, or damaged). A processor must stop rather than start over and double count.
 var ErrCheckpoint = errors.New("processor: unusable checkpoint")
-
-// visitAttrFields lists the visit attributes a checkpoint keeps, in encoding order.
-var visitAttrFields = []func(e *event.Event) *string{
-	func(e *event.Event) *string { return &e.Referrer },
-	func(e *event.Event) *string { return &e.Source },
-	func(e *event.Event) *string { return &e.UTMSource },
-	func(e *event.Event) *string { return &e.UTMMedium },
-	func(e *event.Event) *string { return &e.UTMCampaign },
-	func(e *event.Event) *string { return &e.UTMTerm },
-	func(e *event.Event) *string { return &e.UTMContent },
-	func(e *event.Event) *string { return &e.Browser },
-	func(e *event.Event) *string { return &e.BrowserVersion },
-	func(e *event.Event) *string { return &e.OS },
-	func(e *event.Event) *string { return &e.OSVersion },
-	func(e *event.Event) *string { return &e.Device },
-	func(e *event.Event) *string { return &e.Country },
-	func(e *event.Event) *string { return &e.Region },
-	func(e *event.Event) *string { return &e.City },
-}
 
 // RowsHighKey is the Meta key (in CheckpointNamespace) of the rows-high mark of one shard
 // of topic. The mark bounds the offsets the shard's rows hold, and those rows are written by
@@ -346,8 +326,8 @@ func (p *Partition) encode() []byte {
 			sb = binary.AppendUvarint(sb, idx(s.exit))
 			sb = binary.AppendUvarint(sb, uint64(s.exitAt-s.start))
 		}
-		for _, f := range visitAttrFields {
-			sb = binary.AppendUvarint(sb, idx(*f(s.first)))
+		for _, a := range unpackVisitAttrs(s.attrs) {
+			sb = binary.AppendUvarint(sb, idx(a))
 		}
 		startHour := store.Hour.Truncate(s.start)
 		sb = binary.AppendUvarint(sb, uint64(len(s.hours)))
@@ -504,10 +484,11 @@ func (p *Partition) decode(body []byte) error {
 			s.exit = str()
 			s.exitAt = s.start + int64(d.uvarint())
 		}
-		s.first = &event.Event{Site: site, VisitorID: s.vid}
-		for _, f := range visitAttrFields {
-			*f(s.first) = str()
+		var attrs visitAttrValues
+		for i := range attrs {
+			attrs[i] = str()
 		}
+		s.attrs = p.packVisitAttrs(&attrs)
 		startHour := store.Hour.Truncate(s.start)
 		s.hours = make([]hourCount, d.count(1<<20))
 		for i := range s.hours {

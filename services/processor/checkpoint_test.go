@@ -20,8 +20,6 @@ func sessionsOf(p *Partition) map[visitorKey]session {
 		for _, v := range s.values {
 			c.values = append(c.values, countedValue{v.dimValue, 0})
 		}
-		f := *s.first
-		c.first = &f
 		out[k] = c
 	}
 	return out

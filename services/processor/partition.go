@@ -67,6 +67,7 @@ type Partition struct {
 	sessions      map[visitorKey]*session
 	deferred      []*session // sessions whose visit rows lag behind them
 	intern        *interner
+	attrBuf       []byte // scratch of packVisitAttrs
 	propDims      map[string]string
 
 	maxPropValues int                                // Config.MaxPropValues
@@ -399,9 +400,10 @@ func (p *Partition) evRows(s *session, hour, day int64) []*rowEntry {
 	if rows == nil {
 		rows = make([]*rowEntry, 0, 2*len(visitDims))
 	}
-	v := s.visit()
+	var first event.Event
+	v := s.visit(&first)
 	for _, d := range visitDims {
-		val, _ := dims.VisitValue(d, v)
+		val, _ := dims.VisitValue(d, &v)
 		rows = append(rows, p.row(s.site, store.Hour, d, hour, val), p.row(s.site, store.Day, d, day, val))
 	}
 	s.evRows, s.evHour = rows, hour
@@ -514,7 +516,8 @@ func (p *Partition) move(s *session, slot int, from, to string) {
 func (p *Partition) keep(s *session, ev *event.Event, t int64) {
 	e := *ev
 	e.Time = t
-	applyVisitAttrs(&e, s.first)
+	attrs := unpackVisitAttrs(s.attrs)
+	attrs.applyTo(&e)
 	payload, err := event.Encode(&e)
 	if err != nil { // cannot happen for an event that was decoded from JSON
 		p.log.Error("cannot encode event for the store", "offset", p.cur, "err", err)

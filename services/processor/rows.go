@@ -186,6 +186,8 @@ func (p *Partition) rowFor(k *store.RowKey) *rowEntry {
 		return e
 	}
 	e := &rowEntry{key: *k, pending: true, loadedAt: -1}
+	// The value may be part of a visit's packed attributes; a row outlives the visit.
+	e.key.Value = p.intern.get(e.key.Value)
 	_, e.movable = closedDims[k.Dimension]
 	e.movable = e.movable && k.Granularity != store.Minute
 	p.rows.put(e, h)

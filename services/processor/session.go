@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/glimpse-analytics/glimpse/internal/dims"
@@ -92,7 +93,7 @@ type session struct {
 	entry, exit     string
 	entryAt, exitAt int64 // times of the entry and exit page views
 
-	first *event.Event // visit attributes of the first event (only those fields are set)
+	attrs string // visit attributes of the first event, packed (see visitattrs.go)
 
 	ids []uint64 // eventIDHash of the ids of the latest events that had one, oldest first
 
@@ -201,8 +202,11 @@ func (s *session) forEachBucket(fn func(g store.Granularity, bucket int64)) {
 	}
 }
 
-func (s *session) visit() *dims.Visit {
-	return &dims.Visit{EntryPage: s.entry, ExitPage: s.exit, First: s.first}
+// visit returns the visit for dims.VisitValue, its attributes unpacked into first.
+func (s *session) visit(first *event.Event) dims.Visit {
+	v := unpackVisitAttrs(s.attrs)
+	v.applyTo(first)
+	return dims.Visit{EntryPage: s.entry, ExitPage: s.exit, First: first}
 }
 
 // valueIndex returns the position of dv in s.values, or -1.
@@ -284,52 +288,8 @@ func (p *Partition) newSession(ev *event.Event, t int64) *session {
 		lastMinute: noHour,
 		entryAt:    math.MaxInt64,
 		exitAt:     math.MinInt64,
-		first:      p.visitAttrs(ev),
+		attrs:      p.packVisitAttrs(ptr(visitAttrsOf(ev))),
 	}
-}
-
-// visitAttrs copies the visit attributes of ev (interned) into a fresh event.
-func (p *Partition) visitAttrs(ev *event.Event) *event.Event {
-	in := p.intern
-	return &event.Event{
-		Site:           in.get(ev.Site),
-		VisitorID:      ev.VisitorID,
-		Referrer:       in.get(ev.Referrer),
-		Source:         in.get(ev.Source),
-		UTMSource:      in.get(ev.UTMSource),
-		UTMMedium:      in.get(ev.UTMMedium),
-		UTMCampaign:    in.get(ev.UTMCampaign),
-		UTMTerm:        in.get(ev.UTMTerm),
-		UTMContent:     in.get(ev.UTMContent),
-		Browser:        in.get(ev.Browser),
-		BrowserVersion: in.get(ev.BrowserVersion),
-		OS:             in.get(ev.OS),
-		OSVersion:      in.get(ev.OSVersion),
-		Device:         in.get(ev.Device),
-		Country:        in.get(ev.Country),
-		Region:         in.get(ev.Region),
-		City:           in.get(ev.City),
-	}
-}
-
-// applyVisitAttrs sets the visit attributes of first on e, so a stored event can be
-// filtered by visit properties on its own.
-func applyVisitAttrs(e, first *event.Event) {
-	e.Referrer = first.Referrer
-	e.Source = first.Source
-	e.UTMSource = first.UTMSource
-	e.UTMMedium = first.UTMMedium
-	e.UTMCampaign = first.UTMCampaign
-	e.UTMTerm = first.UTMTerm
-	e.UTMContent = first.UTMContent
-	e.Browser = first.Browser
-	e.BrowserVersion = first.BrowserVersion
-	e.OS = first.OS
-	e.OSVersion = first.OSVersion
-	e.Device = first.Device
-	e.Country = first.Country
-	e.Region = first.Region
-	e.City = first.City
 }
 
 // forVisitRows calls fn with every row that holds the visit itself (visits, bounces,
@@ -340,9 +300,10 @@ func (p *Partition) forVisitRows(s *session, fn func(*rowEntry)) {
 	fn(p.row(s.site, store.Minute, store.TotalsDimension, minute, ""))
 	fn(p.row(s.site, store.Hour, store.TotalsDimension, hour, ""))
 	fn(p.row(s.site, store.Day, store.TotalsDimension, day, ""))
-	v := s.visit()
+	var first event.Event
+	v := s.visit(&first)
 	for _, d := range visitDims {
-		val, _ := dims.VisitValue(d, v)
+		val, _ := dims.VisitValue(d, &v)
 		fn(p.row(s.site, store.Hour, d, hour, val))
 		fn(p.row(s.site, store.Day, d, day, val))
 	}
@@ -396,6 +357,17 @@ func (in *interner) get(s string) string {
 	if len(in.m) >= in.max {
 		clear(in.m)
 	}
+	// A copy: s is often part of a larger string (a decoded event's message, a visit's
+	// packed attributes) that it would otherwise keep in memory for as long as it is shared.
+	s = strings.Clone(s)
 	in.m[s] = s
 	return s
+}
+
+// getBytes is get for a string held in b (looked up without copying b).
+func (in *interner) getBytes(b []byte) string {
+	if v, ok := in.m[string(b)]; ok {
+		return v
+	}
+	return in.get(string(b))
 }
