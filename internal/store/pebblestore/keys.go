@@ -13,7 +13,7 @@ import (
 // the tuple order (the order Cassandra keeps clustering columns in):
 //
 //	rollups:  'r' str(site) u8(granularity) str(dimension) i64(bucket) str(value) i32(shard)
-//	events:   'e' str(site) i64(day) i32(shard) i64(time ms) i64(offset)
+//	events:   'E' str(site) i64(day) i64(time ms) i32(shard) i64(offset)
 //	meta:     'm' str(namespace) str(key)
 //	system:   's' str(name)
 //
@@ -25,11 +25,18 @@ import (
 // The rollup partition in Cassandra also carries a time period (it only bounds partition
 // size there); the period is a monotone function of the bucket, so leaving it out keeps
 // exactly the same order. The event day is kept: it is the unit of retention.
+//
+// Events are ordered by time before shard, unlike Cassandra's clustering: new events then
+// sort after nearly everything already stored, so the store's compactions move files
+// instead of rewriting a whole day of events on every flush (with the shard first, each
+// flush held new events of every shard and overlapped all of the day). Format 1 stores kept
+// events under 'e' in (day, shard, time, offset) order; Open converts them (see migrate.go).
 const (
-	tagRows   byte = 'r'
-	tagEvents byte = 'e'
-	tagMeta   byte = 'm'
-	tagSystem byte = 's'
+	tagRows     byte = 'r'
+	tagEvents   byte = 'E'
+	tagEventsV1 byte = 'e' // format 1 only
+	tagMeta     byte = 'm'
+	tagSystem   byte = 's'
 )
 
 const (
@@ -202,20 +209,20 @@ func eventSite(b []byte, site string) []byte {
 func eventKey(b []byte, e *store.StoredEvent) []byte {
 	b = eventSite(b, e.Site)
 	b = appendInt64(b, dayOf(e.Time))
-	b = appendInt32(b, e.Shard)
 	b = appendInt64(b, e.Time)
+	b = appendInt32(b, e.Shard)
 	return appendInt64(b, e.Offset)
 }
 
-// readEventClustering decodes the (day, shard, time, offset) that follows an event site prefix.
-func readEventClustering(b []byte) (day int64, shard int32, tMillis, offset int64, err error) {
+// readEventClustering decodes the (day, time, shard, offset) that follows an event site prefix.
+func readEventClustering(b []byte) (day, tMillis int64, shard int32, offset int64, err error) {
 	if day, b, err = readInt64(b); err != nil {
 		return
 	}
-	if shard, b, err = readInt32(b); err != nil {
+	if tMillis, b, err = readInt64(b); err != nil {
 		return
 	}
-	if tMillis, b, err = readInt64(b); err != nil {
+	if shard, b, err = readInt32(b); err != nil {
 		return
 	}
 	if offset, b, err = readInt64(b); err != nil {

@@ -59,7 +59,7 @@ const (
 
 	// formatVersion is the layout of keys and values this package writes. It is kept in
 	// the store so a newer layout is refused by older binaries instead of misread.
-	formatVersion = 1
+	formatVersion = 2
 
 	// checkEvery is how many scanned items pass between two context checks.
 	checkEvery = 64
@@ -200,7 +200,8 @@ func checkWritable(dir string) error {
 	return os.Remove(name)
 }
 
-// checkFormat records the layout version in a new store and refuses an unknown one.
+// checkFormat records the layout version in a new store, converts a format 1 store and
+// refuses an unknown format.
 func (s *Store) checkFormat() error {
 	v, closer, err := s.db.Get(formatKey)
 	if errors.Is(err, pebble.ErrNotFound) {
@@ -209,11 +210,15 @@ func (s *Store) checkFormat() error {
 	if err != nil {
 		return fmt.Errorf("pebblestore: read format of %s: %w", s.dir, err)
 	}
-	defer closer.Close()
-	got, err := strconv.Atoi(string(v))
+	stored := string(v)
+	_ = closer.Close()
+	got, err := strconv.Atoi(stored)
+	if err == nil && got == 1 {
+		return s.migrateEventsV1()
+	}
 	if err != nil || got != formatVersion {
 		return fmt.Errorf("pebblestore: %s holds store format %q, this glimpse reads format %d: use the glimpse that wrote it or another --data-dir",
-			s.dir, v, formatVersion)
+			s.dir, stored, formatVersion)
 	}
 	return nil
 }
@@ -556,9 +561,8 @@ func (s *Store) WriteEvents(ctx context.Context, evs []store.StoredEvent) (err e
 }
 
 // ScanEvents calls fn once for each event of r.Site with r.From <= Time < r.To, ordered by
-// (day, shard, time, offset). One iterator covers the days of the range; whole days are read
-// straight through, and in the first and last day each shard is entered at r.From and left
-// at r.To by seeking. fn may call back into the store.
+// (time, shard, offset): one iterator reads the range straight through. fn may call back
+// into the store.
 func (s *Store) ScanEvents(ctx context.Context, r store.EventRange, fn func(store.StoredEvent) error) (err error) {
 	start := time.Now()
 	callerErr := false
@@ -575,50 +579,27 @@ func (s *Store) ScanEvents(ctx context.Context, r store.EventRange, fn func(stor
 	defer s.exit()
 
 	prefix := eventSite(nil, r.Site)
-	firstDay, lastDay := dayOf(r.From), dayOf(r.To-1)
-	lower := appendInt64(slices.Clip(prefix), firstDay)
-	var upper []byte
-	if lastDay < math.MaxInt64 {
-		upper = appendInt64(slices.Clip(prefix), lastDay+1)
-	} else {
-		upper = prefixEnd(prefix)
-	}
+	// An event's day is a function of its time, so (day, time) keys of the range lie
+	// between these two bounds and nothing else does.
+	lower := appendInt64(appendInt64(slices.Clip(prefix), dayOf(r.From)), r.From)
+	upper := appendInt64(appendInt64(slices.Clip(prefix), dayOf(r.To-1)), r.To)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return fmt.Errorf("pebblestore: scan events: %w", err)
 	}
 	defer it.Close()
 
-	var seek []byte
 	n := 0
-	for valid := it.First(); valid; {
+	for valid := it.First(); valid; valid = it.Next() {
 		if n++; n%checkEvery == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
 		k := it.Key()
-		day, shard, tm, offset, err := readEventClustering(k[len(prefix):])
+		_, tm, shard, offset, err := readEventClustering(k[len(prefix):])
 		if err != nil {
 			return fmt.Errorf("%w %x", err, k)
-		}
-		switch {
-		case tm < r.From: // first day: enter this shard at From
-			seek = appendInt64(appendInt32(appendInt64(append(seek[:0], prefix...), day), shard), r.From)
-			valid = it.SeekGE(seek)
-			continue
-		case tm >= r.To: // last day: this shard is done, go to the next one
-			seek = appendInt64(append(seek[:0], prefix...), day)
-			if shard < math.MaxInt32 {
-				seek = appendInt32(seek, shard+1)
-			} else if day < math.MaxInt64 {
-				seek = appendInt64(append(seek[:0], prefix...), day+1)
-			} else {
-				valid = false
-				continue
-			}
-			valid = it.SeekGE(seek)
-			continue
 		}
 		e := store.StoredEvent{Shard: shard, Offset: offset, Time: tm, Site: r.Site}
 		v, err := it.ValueAndErr()
@@ -633,7 +614,6 @@ func (s *Store) ScanEvents(ctx context.Context, r store.EventRange, fn func(stor
 			callerErr = true
 			return err
 		}
-		valid = it.Next()
 	}
 	if err := it.Error(); err != nil {
 		return fmt.Errorf("pebblestore: scan events: %w", err)
