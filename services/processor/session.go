@@ -69,6 +69,9 @@ type countedValue struct {
 	hour int64
 }
 
+// valuesGrowthLimit is the length up to which a visit's values grow by a few at a time.
+const valuesGrowthLimit = 16
+
 // noHour marks a counted value whose visitor was not added in any known hour yet.
 const noHour = math.MinInt64
 
@@ -226,6 +229,13 @@ func (s *session) valueIndex(dv dimValue) int {
 }
 
 func (s *session) addValue(dv dimValue, hour int64) {
+	if n := len(s.values); n == cap(s.values) && n < valuesGrowthLimit {
+		// Grown by a few at a time, not doubled: most visits end with a handful of values,
+		// and open visits make up most of the processor's memory.
+		grown := make([]countedValue, n, n+max(len(eventDims), 2))
+		copy(grown, s.values)
+		s.values = grown
+	}
 	s.values = append(s.values, countedValue{dv, hour})
 	if s.index != nil {
 		s.index[dv] = len(s.values) - 1
