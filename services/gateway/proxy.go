@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,7 +69,18 @@ func (g *Gateway) serveUpstream(w http.ResponseWriter, r *http.Request, rt *rout
 		}
 	}
 	// Bodies are small and bounded: read them whole, so that a retry can send them again.
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rt.maxBytes))
+	// The buffer is reused unless an HTTP upstream may still be sending it: a transport can
+	// go on reading a request body after RoundTrip returned.
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	reuse := true
+	defer func() {
+		if reuse && buf.Cap() <= maxReusedBody {
+			buf.Reset()
+			bodyBuffers.Put(buf)
+		}
+	}()
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, rt.maxBytes))
+	body := buf.Bytes()
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -105,8 +117,19 @@ func (g *Gateway) serveUpstream(w http.ResponseWriter, r *http.Request, rt *rout
 		g.unavailable(w, rt, reasonNoInstance, "")
 		return
 	}
+	for _, inst := range insts {
+		if _, ok := g.deps.InProc[inst.Address]; !ok {
+			reuse = false
+		}
+	}
 	g.forward(ctx, w, r, rt, insts, body, client)
 }
+
+// bodyBuffers keeps the request body buffers of forwards to in-process upstreams; one that
+// grew past maxReusedBody (a large query) goes to the collector of garbage instead.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxReusedBody = 64 << 10
 
 // forward sends the request to the least loaded admissible instance and, when that fails
 // before anything was written to the client, to another one if that is safe:

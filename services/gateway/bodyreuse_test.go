@@ -1,0 +1,61 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/glimpse-analytics/glimpse/services/registry"
+)
+
+// Bodies read into reused buffers reach in-process upstreams whole and unmixed, however
+// many requests run at once and whatever their sizes.
+func TestInProcessBodiesSurviveBufferReuse(t *testing.T) {
+	const addr = registry.InProcScheme + registry.Collector
+	collector := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil || string(b) != r.Header.Get("X-Want") {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	reg := registry.NewInProc()
+	_ = reg.Register(context.Background(), registry.Instance{ID: "c1", Service: registry.Collector, Address: addr})
+	cfg := DefaultConfig()
+	cfg.RateLimit.IPRate, cfg.RateLimit.IPBurst = 1e9, 1e9
+	cfg.RateLimit.SiteEventRate, cfg.RateLimit.SiteEventBurst = 1e9, 1e9
+	g, err := New(cfg, Deps{Registry: reg, InProc: map[string]http.Handler{addr: collector}, Log: slog.New(slog.DiscardHandler), Metrics: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	h := g.Handler()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				pad := strings.Repeat(string(rune('a'+w)), (i*37)%5000)
+				body := fmt.Sprintf(`{"n":"pageview","u":"https://example.com/%d/%d","d":"example.com","p":{"pad":%q}}`, w, i, pad)
+				req := httptest.NewRequest(http.MethodPost, "/api/event", strings.NewReader(body))
+				req.Header.Set("Content-Type", "text/plain")
+				req.Header.Set("X-Want", body)
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusAccepted {
+					t.Errorf("request %d/%d: status %d", w, i, rec.Code)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
