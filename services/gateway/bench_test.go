@@ -122,22 +122,11 @@ func processCPU() time.Duration {
 //
 //	go test -run '^$' -bench GatewayInProcess ./services/gateway/
 func BenchmarkGatewayInProcess(b *testing.B) {
-	const addr = registry.InProcScheme + registry.Collector
 	collector := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.WriteHeader(http.StatusAccepted)
 	})
-	reg := registry.NewInProc()
-	_ = reg.Register(context.Background(), registry.Instance{ID: "c1", Service: registry.Collector, Address: addr})
-	cfg := DefaultConfig()
-	cfg.RateLimit.IPRate, cfg.RateLimit.IPBurst = 1e9, 1e9
-	cfg.RateLimit.SiteEventRate, cfg.RateLimit.SiteEventBurst = 1e9, 1e9
-	g, err := New(cfg, Deps{Registry: reg, InProc: map[string]http.Handler{addr: collector}, Log: slog.New(slog.DiscardHandler), Metrics: prometheus.NewRegistry()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer g.Close()
-	h := g.Handler()
+	h := inProcessGateway(b, collector)
 	const body = `{"n":"pageview","u":"https://example.com/pricing?utm_source=news","d":"example.com","r":"https://google.com/","p":{"plan":"pro"}}`
 	b.ReportAllocs()
 	for b.Loop() {
@@ -150,4 +139,22 @@ func BenchmarkGatewayInProcess(b *testing.B) {
 			b.Fatalf("status %d", rec.Code)
 		}
 	}
+}
+
+// inProcessGateway is the gateway of `glimpse all` in front of collector, one in-process
+// collector instance and no effective rate limits.
+func inProcessGateway(tb testing.TB, collector http.Handler) http.Handler {
+	tb.Helper()
+	const addr = registry.InProcScheme + registry.Collector
+	reg := registry.NewInProc()
+	_ = reg.Register(context.Background(), registry.Instance{ID: "c1", Service: registry.Collector, Address: addr})
+	cfg := DefaultConfig()
+	cfg.RateLimit.IPRate, cfg.RateLimit.IPBurst = 1e9, 1e9
+	cfg.RateLimit.SiteEventRate, cfg.RateLimit.SiteEventBurst = 1e9, 1e9
+	g, err := New(cfg, Deps{Registry: reg, InProc: map[string]http.Handler{addr: collector}, Log: slog.New(slog.DiscardHandler), Metrics: prometheus.NewRegistry()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = g.Close() })
+	return g.Handler()
 }

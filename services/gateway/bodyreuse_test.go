@@ -1,25 +1,18 @@
 package gateway
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/glimpse-analytics/glimpse/services/registry"
 )
 
 // Bodies read into reused buffers reach in-process upstreams whole and unmixed, however
 // many requests run at once and whatever their sizes.
 func TestInProcessBodiesSurviveBufferReuse(t *testing.T) {
-	const addr = registry.InProcScheme + registry.Collector
 	collector := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, err := io.ReadAll(r.Body)
 		if err != nil || string(b) != r.Header.Get("X-Want") {
@@ -28,17 +21,7 @@ func TestInProcessBodiesSurviveBufferReuse(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusAccepted)
 	})
-	reg := registry.NewInProc()
-	_ = reg.Register(context.Background(), registry.Instance{ID: "c1", Service: registry.Collector, Address: addr})
-	cfg := DefaultConfig()
-	cfg.RateLimit.IPRate, cfg.RateLimit.IPBurst = 1e9, 1e9
-	cfg.RateLimit.SiteEventRate, cfg.RateLimit.SiteEventBurst = 1e9, 1e9
-	g, err := New(cfg, Deps{Registry: reg, InProc: map[string]http.Handler{addr: collector}, Log: slog.New(slog.DiscardHandler), Metrics: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	h := g.Handler()
+	h := inProcessGateway(t, collector)
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Go(func() {
