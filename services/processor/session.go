@@ -379,5 +379,13 @@ func (in *interner) getBytes(b []byte) string {
 	if v, ok := in.m[string(b)]; ok {
 		return v
 	}
-	return in.get(string(b))
+	if len(b) == 0 {
+		return ""
+	}
+	if len(in.m) >= in.max {
+		clear(in.m)
+	}
+	s := string(b) // a copy of b
+	in.m[s] = s
+	return s
 }
