@@ -516,8 +516,7 @@ func (p *Partition) move(s *session, slot int, from, to string) {
 func (p *Partition) keep(s *session, ev *event.Event, t int64) {
 	e := *ev
 	e.Time = t
-	attrs := unpackVisitAttrs(s.attrs)
-	attrs.applyTo(&e)
+	s.applyVisitAttrs(&e)
 	payload, err := event.Encode(&e)
 	if err != nil { // cannot happen for an event that was decoded from JSON
 		p.log.Error("cannot encode event for the store", "offset", p.cur, "err", err)

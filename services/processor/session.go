@@ -207,9 +207,14 @@ func (s *session) forEachBucket(fn func(g store.Granularity, bucket int64)) {
 
 // visit returns the visit for dims.VisitValue, its attributes unpacked into first.
 func (s *session) visit(first *event.Event) dims.Visit {
-	v := unpackVisitAttrs(s.attrs)
-	v.applyTo(first)
+	s.applyVisitAttrs(first)
 	return dims.Visit{EntryPage: s.entry, ExitPage: s.exit, First: first}
+}
+
+// applyVisitAttrs sets the visit attributes of e to the visit's.
+func (s *session) applyVisitAttrs(e *event.Event) {
+	v := unpackVisitAttrs(s.attrs)
+	v.applyTo(e)
 }
 
 // valueIndex returns the position of dv in s.values, or -1.
@@ -364,14 +369,9 @@ func (in *interner) get(s string) string {
 	if v, ok := in.m[s]; ok {
 		return v
 	}
-	if len(in.m) >= in.max {
-		clear(in.m)
-	}
 	// A copy: s is often part of a larger string (a decoded event's message, a visit's
 	// packed attributes) that it would otherwise keep in memory for as long as it is shared.
-	s = strings.Clone(s)
-	in.m[s] = s
-	return s
+	return in.add(strings.Clone(s))
 }
 
 // getBytes is get for a string held in b (looked up without copying b).
@@ -382,10 +382,14 @@ func (in *interner) getBytes(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
+	return in.add(string(b)) // a copy of b
+}
+
+// add keeps s, a string no other value shares memory with, and returns it.
+func (in *interner) add(s string) string {
 	if len(in.m) >= in.max {
 		clear(in.m)
 	}
-	s := string(b) // a copy of b
 	in.m[s] = s
 	return s
 }

@@ -13,6 +13,9 @@ import (
 // migrateBatchBytes bounds one batch of the conversion.
 const migrateBatchBytes = 4 << 20
 
+// v1ClusteringLen is the length of a format 1 event key after the site.
+const v1ClusteringLen = 8 + 4 + 8 + 8
+
 // migrateEventsV1 moves every format 1 event to its format 2 key, one batch at a time: a
 // batch writes the new keys and deletes the old ones together, so a conversion cut short by
 // a crash leaves each event under exactly one of its keys and the next Open finishes it.
@@ -30,19 +33,18 @@ func (s *Store) migrateEventsV1() error {
 	var key []byte
 	for valid := it.First(); valid; valid = it.Next() {
 		k := it.Key()
-		site, rest, err := lendString(k[1:])
-		if err != nil {
+		_, rest, err := lendString(k[1:])
+		if err != nil || len(rest) != v1ClusteringLen {
 			return fmt.Errorf("pebblestore: convert events to format 2: %w %x", errCorruptKey, k)
-		}
-		day, shard, tm, offset, err := readEventClusteringV1(rest)
-		if err != nil {
-			return fmt.Errorf("pebblestore: convert events to format 2: %w %x", err, k)
 		}
 		v, err := it.ValueAndErr()
 		if err != nil {
 			return fmt.Errorf("pebblestore: convert events to format 2: %w", err)
 		}
-		key = appendInt64(appendInt32(appendInt64(appendInt64(eventSite(key[:0], site), day), tm), shard), offset)
+		// Same site and fixed-width fields, reordered: i64 day, i32 shard, i64 time, i64
+		// offset become i64 day, i64 time, i32 shard, i64 offset.
+		key = append(append(key[:0], tagEvents), k[1:len(k)-len(rest)]...)
+		key = append(append(append(append(key, rest[0:8]...), rest[12:20]...), rest[8:12]...), rest[20:28]...)
 		_ = batch.Set(key, v, nil) // Set and Delete copy their arguments
 		_ = batch.Delete(k, nil)
 		moved++
@@ -66,25 +68,4 @@ func (s *Store) migrateEventsV1() error {
 	}
 	s.log.Info("stored events converted to store format 2 (time order)", "events", moved, "elapsed", time.Since(start).Round(time.Millisecond))
 	return nil
-}
-
-// readEventClusteringV1 decodes the format 1 (day, shard, time, offset) that follows an
-// event site prefix.
-func readEventClusteringV1(b []byte) (day int64, shard int32, tMillis, offset int64, err error) {
-	if day, b, err = readInt64(b); err != nil {
-		return
-	}
-	if shard, b, err = readInt32(b); err != nil {
-		return
-	}
-	if tMillis, b, err = readInt64(b); err != nil {
-		return
-	}
-	if offset, b, err = readInt64(b); err != nil {
-		return
-	}
-	if len(b) != 0 {
-		err = errCorruptKey
-	}
-	return
 }
