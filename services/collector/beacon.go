@@ -294,10 +294,12 @@ func DecodeBeacon(body []byte, maxSites int) (*Beacon, error) {
 	}
 	var w wireBeacon
 	if !w.scan(body) {
-		w = wireBeacon{}
-		if err := json.Unmarshal(body, &w); err != nil {
+		// encoding/json keeps its target on the heap: only this rare path pays for that.
+		slow := new(wireBeacon)
+		if err := json.Unmarshal(body, slow); err != nil {
 			return nil, jsonError(err)
 		}
+		w = *slow
 	}
 	t := bodyText{body: body}
 	b := &Beacon{Interactive: true}
