@@ -313,10 +313,9 @@ func (p *Partition) visitorBytes(e *rowEntry) []byte {
 		return e.visitors
 	}
 	p.foldVisitors(e)
-	// Estimate compacts the sparse form, which makes the encoding depend only on the set
-	// of ids: a replay that rebuilds a row writes the same bytes.
-	e.ext.sk.Estimate()
-	e.visitors = clip(e.ext.sk.Binary())
+	// The canonical form depends only on the set of ids: a replay that rebuilds a row
+	// writes the same bytes.
+	e.visitors = clip(e.ext.sk.Canonical())
 	e.ext.sk = nil
 	p.trimExt(e)
 	if cap(e.ids) > 64 {
@@ -345,8 +344,7 @@ func (p *Partition) movableVisitors(e *rowEntry, open []uint64) []byte {
 	for _, vid := range open {
 		sk.Add(vid)
 	}
-	sk.Estimate()
-	return clip(sk.Binary())
+	return clip(sk.Canonical())
 }
 
 // clip returns b without spare capacity: rows keep their sketch bytes for a long time.
