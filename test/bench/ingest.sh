@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Ingest benchmark: `glimpse loadgen` against a bare net/http handler (the ceiling) and then
 # against a fresh `glimpse all`, with the same traffic, in alternating rounds; each round
-# checks that every acknowledged event was counted. Prints each round's share of the ceiling
-# and the median over the rounds: on a small shared machine one short run moves by several
-# percent either way, so one round alone says little. (How a long run at full speed behaves
+# checks that every acknowledged event was counted. Each `glimpse all` run is bracketed by a
+# ceiling run before and after it and compared with their mean, since the speed of a small
+# shared machine drifts within seconds. Prints each round's share of the ceiling and the
+# median over the rounds: one round alone says little. (How a long run at full speed behaves
 # as open visits pile up is in docs/benchmarks.md, "Sustained".)
 # Usage: test/bench/ingest.sh [events per run] [concurrency] [rounds]
 set -euo pipefail
@@ -29,9 +30,12 @@ day=$(date -u +%F)
 shares=()
 for round in $(seq 1 "$rounds"); do
   site="bench-$round.example"
-  echo "== round $round: ceiling (bare net/http handler answering 202)"
-  "$work/glimpse" loadgen --target=http://127.0.0.1:18090 --events="$events" --concurrency="$conc" --sites="$site" --seed="$round" > "$work/ceiling.txt"
-  grep -E '^(sent|latency)' "$work/ceiling.txt"
+  if [ "$round" = 1 ]; then
+    echo "== ceiling (bare net/http handler answering 202)"
+    "$work/glimpse" loadgen --target=http://127.0.0.1:18090 --events="$events" --concurrency="$conc" --sites="$site" --seed="$round" > "$work/ceiling.txt"
+    grep -E '^(sent|latency)' "$work/ceiling.txt"
+  fi
+  before=$(rate "$work/ceiling.txt")
   echo "== round $round: glimpse all (embedded bus and store, durable writes)"
   "$work/glimpse" all --addr=127.0.0.1:18080 --data-dir="$work/data-$round" --log.level=warn --query.auth=false --gateway.rate-limit.site-events=0 --gateway.rate-limit.ip=0 &
   glimpse_pid=$!
@@ -53,11 +57,15 @@ for round in $(seq 1 "$rounds"); do
   kill "$glimpse_pid"
   wait "$glimpse_pid" 2>/dev/null || true
   rm -rf "$work/data-$round"
-  c=$(rate "$work/ceiling.txt")
+  echo "== ceiling again (bare net/http handler answering 202)"
+  "$work/glimpse" loadgen --target=http://127.0.0.1:18090 --events="$events" --concurrency="$conc" --sites="$site" --seed="$round" > "$work/ceiling.txt"
+  grep -E '^(sent|latency)' "$work/ceiling.txt"
+  after=$(rate "$work/ceiling.txt") # also the next round's "before"
+  c=$(( (before + after) / 2 ))
   g=$(rate "$work/run.txt")
   share=$(python3 -c "print(round(100*$g/$c, 1))")
   shares+=("$share")
-  echo "round $round: ceiling $c/s, glimpse all $g/s = $share % of the ceiling; glimpse all CPU while sending $(python3 -c "print(round(($cpu1-$cpu0)*1e6/$events))") µs per beacon; RSS $rss"
+  echo "round $round: ceiling $before/s before and $after/s after (mean $c/s), glimpse all $g/s = $share % of the ceiling; glimpse all CPU while sending $(python3 -c "print(round(($cpu1-$cpu0)*1e6/$events))") µs per beacon; RSS $rss"
 done
 kill "$ceiling_pid"
 echo "share of the ceiling per round: ${shares[*]} %; median $(printf '%s\n' "${shares[@]}" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}') %"
