@@ -81,7 +81,7 @@ func (e *engines) openBus() (bus.Bus, error) {
 		e.log.Info("opening embedded bus", "dir", dir)
 		mem := currentEngineMemory()
 		return embedded.Open(dir, embedded.Options{Partitions: e.cfg.BusPartitions, Logger: e.log.With("engine", "embedded-bus"), Metrics: e.metrics,
-			CacheSize: mem.busCache, MemTableSize: mem.busMemTable})
+			CacheSize: mem.busCache, MemTableSize: mem.busMemTable, MinSyncInterval: e.cfg.BusSyncInterval})
 	case "kafka":
 		e.log.Info("connecting to kafka", "brokers", e.ec.kafka.Brokers)
 		return kafkabus.New(e.ec.kafka, kafkabus.Options{Logger: e.log, Metrics: e.metrics})

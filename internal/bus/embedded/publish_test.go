@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/glimpse-analytics/glimpse/internal/bus"
 	"github.com/glimpse-analytics/glimpse/test/testkit"
@@ -32,5 +33,27 @@ func TestPublishReusesAnsweredRequests(t *testing.T) {
 	}
 	if _, tail := b.topics["events"].parts[0].bounds(); tail != 52 {
 		t.Fatalf("tail = %d, want 52 (every Publish stored once)", tail)
+	}
+}
+
+// MinSyncInterval spaces the log's syncs: a publish acknowledged right after another one
+// waits until the interval since the previous sync has passed (so publishes arriving in
+// the meantime would share its sync).
+func TestMinSyncIntervalSpacesSyncs(t *testing.T) {
+	const interval = 200 * time.Millisecond
+	b := openT(t, t.TempDir(), Options{Partitions: 1, MinSyncInterval: interval})
+	ctx := context.Background()
+	msg := bus.Message{Key: []byte("example.com/1"), Value: []byte("value")}
+	if err := b.Publish(ctx, "events", msg); err != nil { // creates the topic
+		t.Fatal(err)
+	}
+	for range 3 {
+		start := time.Now()
+		if err := b.Publish(ctx, "events", msg); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took < interval*3/4 {
+			t.Fatalf("a publish right after another was acknowledged after %v; with MinSyncInterval %v its sync should wait", took, interval)
+		}
 	}
 }
