@@ -29,21 +29,22 @@ func TestEnvName(t *testing.T) {
 }
 
 // glimpse all runs its processor on the cores that take the beacons, so it flushes and
-// checkpoints less often and caches fewer rows than a processor of the fleet; --help says so.
+// checkpoints less often (but early once 8,192 events wait) and caches fewer rows than a
+// processor of the fleet; --help says so.
 func TestProcessorDefaultsPerTarget(t *testing.T) {
 	for _, c := range []struct {
-		target                           targetSpec
-		flush, checkpoint, maxCachedRows string
+		target                                        targetSpec
+		flush, checkpoint, maxCachedRows, flushEvents string
 	}{
-		{targetAll, "2s", "10s", "10000"},
-		{targetProcessor, "1s", "5s", "100000"},
+		{targetAll, "2s", "10s", "10000", "8192"},
+		{targetProcessor, "1s", "5s", "100000", "0"},
 	} {
 		var out bytes.Buffer
 		err := runTarget(c.target)(context.Background(), []string{"--help"}, &out, &out)
 		if !errors.Is(err, flag.ErrHelp) {
 			t.Fatalf("glimpse %s --help: %v", c.target.name, err)
 		}
-		for flagName, want := range map[string]string{"processor.flush-interval": c.flush, "processor.checkpoint-interval": c.checkpoint, "processor.max-cached-rows": c.maxCachedRows} {
+		for flagName, want := range map[string]string{"processor.flush-interval": c.flush, "processor.checkpoint-interval": c.checkpoint, "processor.max-cached-rows": c.maxCachedRows, "processor.flush-events": c.flushEvents} {
 			re := regexp.MustCompile(`--` + regexp.QuoteMeta(flagName) + ` [^\n]*\n[^\n]*\(default "([^"]*)"\)`)
 			m := re.FindStringSubmatch(out.String())
 			if m == nil || m[1] != want {

@@ -20,6 +20,12 @@ type Config struct {
 	// sessions and commits the bus offset. It is rounded up to a multiple of FlushInterval
 	// in effect, because a checkpoint always follows a flush.
 	CheckpointInterval time.Duration
+	// FlushEvents makes a partition flush before FlushInterval has passed once it holds
+	// this many events not yet written (0: by the interval only). Everything a flush
+	// writes waits in memory until then; while a processor catches up on a backlog it
+	// applies events far faster than live traffic arrives, and a long interval alone would
+	// let the waiting events and changed rows grow with its speed.
+	FlushEvents int
 	// Lateness is how far behind the newest event of a partition an event may be and
 	// still be counted. Older events are dropped and counted in a metric.
 	Lateness time.Duration
@@ -79,6 +85,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Group, "processor.group", d.Group, "consumer group shared by all processors")
 	fs.DurationVar(&c.FlushInterval, "processor.flush-interval", d.FlushInterval, "how often each partition writes events and rollup rows to the store")
 	fs.DurationVar(&c.CheckpointInterval, "processor.checkpoint-interval", d.CheckpointInterval, "how often each partition checkpoints its position and open sessions and commits the bus offset (a multiple of the flush interval)")
+	fs.IntVar(&c.FlushEvents, "processor.flush-events", d.FlushEvents, "a partition also flushes, before its flush interval has passed, once it holds this many events not yet written (bounds memory while catching up on a backlog); 0: by the interval only")
 	fs.DurationVar(&c.Lateness, "processor.lateness", d.Lateness, "events older than this behind the newest event of their partition are dropped")
 	fs.DurationVar(&c.SessionGrace, "processor.session-grace", d.SessionGrace, "extra event time an idle visit stays joinable by delayed events after its 30 minutes")
 	fs.IntVar(&c.MaxBatch, "processor.max-batch", d.MaxBatch, "largest number of messages fetched from the bus at once")
@@ -103,6 +110,9 @@ func (c Config) Validate() error {
 	}
 	if c.CheckpointInterval < c.FlushInterval {
 		errs = append(errs, fmt.Errorf("processor.checkpoint-interval (%v) must be at least processor.flush-interval (%v)", c.CheckpointInterval, c.FlushInterval))
+	}
+	if c.FlushEvents < 0 {
+		errs = append(errs, fmt.Errorf("processor.flush-events must not be negative (0: flush by the interval only), got %d", c.FlushEvents))
 	}
 	if c.Lateness <= 0 {
 		errs = append(errs, fmt.Errorf("processor.lateness must be positive, got %v", c.Lateness))

@@ -594,6 +594,9 @@ func (p *Partition) Dirty() bool {
 	return len(p.pendingRows) > 0 || len(p.dirtyRows) > 0 || len(p.deferred) > 0 || p.eventsWritten < len(p.events) || p.flushed != p.last
 }
 
+// Unwritten is the number of events applied since the last flush that it has not written.
+func (p *Partition) Unwritten() int { return len(p.events) - p.eventsWritten }
+
 const (
 	writeEventsChunk = 1000
 	// writeRowsChunk bounds one WriteRows call. The rows of a flush are sorted by partition

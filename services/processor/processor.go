@@ -283,7 +283,7 @@ func (p *Processor) consume(ctx context.Context, cs *claimState) error {
 		if len(msgs) > 0 {
 			lastEvent, released = now, false
 		}
-		if now.Before(nextFlush) {
+		if now.Before(nextFlush) && !p.flushDueBySize(part) {
 			continue
 		}
 		logged = 0
@@ -303,6 +303,12 @@ func (p *Processor) consume(ctx context.Context, cs *claimState) error {
 		}
 		nextFlush = p.deps.Now().Add(p.cfg.FlushInterval)
 	}
+}
+
+// flushDueBySize reports whether part holds enough unwritten events to flush before its
+// interval has passed (Config.FlushEvents).
+func (p *Processor) flushDueBySize(part *Partition) bool {
+	return p.cfg.FlushEvents > 0 && part.Unwritten() >= p.cfg.FlushEvents
 }
 
 // releaseRowsAfter is how long a partition receives no message before it releases its

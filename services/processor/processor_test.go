@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,6 +116,35 @@ func TestProcessorFlushesWhileIdle(t *testing.T) {
 	c.append(encode(t, pv(2, time.Minute, "/"))...)
 	waitFor(t, "the second event's rows", func() bool { return st.dump(t, false)[key(store.Hour, "", 0, "")].Visits == 2 })
 	waitFor(t, "the second commit", func() bool { return c.Committed() == 2 })
+}
+
+// A partition holding Config.FlushEvents unwritten events flushes without waiting for its
+// interval (an hour here): a processor catching up on a backlog keeps no more than that
+// waiting in memory.
+func TestProcessorFlushesByEventCount(t *testing.T) {
+	var evs []*event.Event
+	for i := range 25 {
+		evs = append(evs, pv(uint64(i+1), time.Duration(i)*time.Second, "/"))
+	}
+	c := newFakeClaim(0, messages(t, evs...))
+	st := newTestStore(t)
+	cfg := testConfig()
+	cfg.FlushInterval, cfg.CheckpointInterval = time.Hour, time.Hour
+	cfg.FlushEvents, cfg.MaxBatch = 10, 5
+	p, err := New(cfg, Deps{Bus: &fakeBus{claims: []*fakeClaim{c}}, Store: st, Log: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, p)
+	defer stop()
+	// 25 events in batches of 5: flushes after the 10th and the 20th; the last 5 wait.
+	waitFor(t, "a flush by event count", func() bool {
+		return st.dump(t, false)[key(store.Hour, "", 0, "")].Pageviews == 20
+	})
+	time.Sleep(50 * time.Millisecond)
+	if got := st.dump(t, false)[key(store.Hour, "", 0, "")].Pageviews; got != 20 {
+		t.Errorf("stored pageviews %d before the interval, want 20 (two flushes of 10)", got)
+	}
 }
 
 // A checkpoint is stored but the commit is lost (crash in between): the next processor
@@ -331,6 +361,11 @@ func TestConfigFlags(t *testing.T) {
 	c.CheckpointInterval = time.Second
 	if err := c.Validate(); err == nil {
 		t.Error("a checkpoint interval below the flush interval was accepted")
+	}
+	c = DefaultConfig()
+	c.FlushEvents = -1
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "processor.flush-events") {
+		t.Errorf("a negative flush-events: %v", err)
 	}
 	if _, err := New(DefaultConfig(), Deps{}); err == nil {
 		t.Error("New without a bus and a store succeeded")
