@@ -48,8 +48,7 @@ type eventKey struct {
 
 // Store is a concurrency-safe in-memory store.Store. The zero value is not usable; call New.
 type Store struct {
-	watchMu  sync.RWMutex
-	watchers map[*rowWatcher]struct{}
+	watchers store.RowWatchers
 
 	mu     sync.RWMutex
 	closed bool
@@ -124,36 +123,15 @@ func (s *Store) WriteRows(ctx context.Context, rows []store.Row) error {
 		m[clustering{r.Bucket, r.Value, r.Shard}] = r
 	}
 	s.mu.Unlock()
-	s.notifyRows(copied)
+	s.watchers.Notify(copied)
 	return nil
 }
-
-type rowWatcher struct{ fn func([]store.Row) }
 
 // WatchRows calls fn with the rows of every later successful WriteRows, once they are
 // visible to readers, on the writer's goroutine: fn must be quick and must not keep or
 // modify the rows. stop ends the watch.
 func (s *Store) WatchRows(fn func([]store.Row)) (stop func()) {
-	w := &rowWatcher{fn: fn}
-	s.watchMu.Lock()
-	if s.watchers == nil {
-		s.watchers = map[*rowWatcher]struct{}{}
-	}
-	s.watchers[w] = struct{}{}
-	s.watchMu.Unlock()
-	return func() {
-		s.watchMu.Lock()
-		delete(s.watchers, w)
-		s.watchMu.Unlock()
-	}
-}
-
-func (s *Store) notifyRows(rows []store.Row) {
-	s.watchMu.RLock()
-	defer s.watchMu.RUnlock()
-	for w := range s.watchers {
-		w.fn(rows)
-	}
+	return s.watchers.Add(fn)
 }
 
 // GetRows returns the stored rows for keys; missing keys are absent.

@@ -86,8 +86,7 @@ type Store struct {
 
 	metaMu sync.Mutex // serialises meta writes so PutMetaIfAbsent is atomic
 
-	watchMu  sync.RWMutex
-	watchers map[*rowWatcher]struct{}
+	watchers store.RowWatchers
 
 	// sweepStop ends the background retention sweep, which closes sweepDone when it has.
 	sweepStop chan struct{}
@@ -336,37 +335,16 @@ func (s *Store) WriteRows(ctx context.Context, rows []store.Row) (err error) {
 		return err
 	}
 	s.m.RowsWritten.Add(float64(len(rows)))
-	s.notifyRows(rows)
+	s.watchers.Notify(rows)
 	return nil
 }
-
-type rowWatcher struct{ fn func([]store.Row) }
 
 // WatchRows calls fn with the rows of every later successful WriteRows, after they are
 // durable and visible to readers, on the writer's goroutine: fn must be quick and must not
 // keep or modify the rows. It lets a reader in the same process drop what it derived from
 // rows that changed (the query service's cache of past buckets). stop ends the watch.
 func (s *Store) WatchRows(fn func([]store.Row)) (stop func()) {
-	w := &rowWatcher{fn: fn}
-	s.watchMu.Lock()
-	if s.watchers == nil {
-		s.watchers = map[*rowWatcher]struct{}{}
-	}
-	s.watchers[w] = struct{}{}
-	s.watchMu.Unlock()
-	return func() {
-		s.watchMu.Lock()
-		delete(s.watchers, w)
-		s.watchMu.Unlock()
-	}
-}
-
-func (s *Store) notifyRows(rows []store.Row) {
-	s.watchMu.RLock()
-	defer s.watchMu.RUnlock()
-	for w := range s.watchers {
-		w.fn(rows)
-	}
+	return s.watchers.Add(fn)
 }
 
 // GetRows returns the stored rows for keys; missing keys are absent.
