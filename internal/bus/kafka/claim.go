@@ -318,11 +318,24 @@ func (cl *claim) bounds(ctx context.Context) (first, end int64, err error) {
 		}
 		if po.Error != nil {
 			cl.b.m.errors.WithLabelValues(opOffsets).Inc()
-			return 0, 0, po.Error
+			return 0, 0, listOffsetsErr(po.Error)
 		}
 		return po.FirstOffset, po.LastOffset, nil
 	}
 	return 0, 0, kafkago.UnknownTopicOrPartition
+}
+
+// listOffsetsErr classifies the error kafka-go reports for one partition of a ListOffsets
+// answer. kafka-go sends a request per partition and offset and, when one of those round
+// trips fails (a pooled connection that a broker restart closed, say), reports that
+// partition with error code -1, UNKNOWN_SERVER_ERROR, in place of the network error: the
+// broker never said it. Such a failure wants a retry, so Unknown counts as unavailable
+// here; reading a partition's bounds again is harmless if the broker did mean it.
+func listOffsetsErr(err error) error {
+	if errors.Is(err, kafkago.Unknown) && !errors.Is(err, bus.ErrUnavailable) {
+		return fmt.Errorf("list offsets failed (a lost connection or a broker error): %w (%w)", bus.ErrUnavailable, err)
+	}
+	return err
 }
 
 // setEnd records end as the partition's high watermark, as learnt just now.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/glimpse-analytics/glimpse/internal/bus"
 	"github.com/glimpse-analytics/glimpse/internal/bus/bustest"
@@ -116,5 +117,54 @@ func TestHandlerReturningEarlyKeepsGeneration(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Consume did not return after its ctx was cancelled")
+	}
+}
+
+// kafka-go reports a ListOffsets round trip that failed on the wire (a pooled connection a
+// broker restart closed) as the partition's error code -1, UNKNOWN_SERVER_ERROR. Seeking
+// then must say "unavailable", which callers retry, and not fail for good: a processor
+// resuming from its checkpoint right after a broker restart stopped on exactly this.
+func TestSetOffsetAfterLostListOffsetsIsUnavailable(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	cfg := testConfig(cluster.ListenAddrs()[0])
+	cfg.Partitions = 1
+	b := openTest(t, cfg, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	topic := "lost-list-offsets"
+	if err := b.Publish(ctx, topic, bus.Message{Key: []byte("k"), Value: []byte("1")}, bus.Message{Key: []byte("k"), Value: []byte("2")}); err != nil {
+		t.Fatal(err)
+	}
+	claims := make(chan bus.Claim, 1)
+	go func() {
+		_ = b.Consume(ctx, topic, topic+"-group", func(ctx context.Context, c bus.Claim) error {
+			claims <- c
+			<-ctx.Done()
+			return ctx.Err()
+		})
+	}()
+	var c bus.Claim
+	select {
+	case c = <-claims:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no partition claimed")
+	}
+
+	cluster.ControlKey(int16(kmsg.ListOffsets), func(kmsg.Request) (kmsg.Response, error, bool) {
+		return nil, errors.New("connection dropped"), true // closes the client's connection
+	})
+	err = c.SetOffset(2)
+	if err == nil {
+		t.Fatal("SetOffset succeeded although its ListOffsets request was dropped")
+	}
+	if !errors.Is(err, bus.ErrUnavailable) {
+		t.Fatalf("SetOffset after a dropped ListOffsets = %v, want bus.ErrUnavailable", err)
+	}
+	if err := c.SetOffset(2); err != nil {
+		t.Fatalf("SetOffset once the broker answers again: %v", err)
 	}
 }
