@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -126,6 +127,26 @@ type serviceConfigs struct {
 	gateway   gateway.Config
 }
 
+// validate checks the settings of the target's services before any engine is opened, so
+// a mistyped value fails at once instead of after data directories were created or brokers
+// dialled. The services check them again when they are built.
+func (sc *serviceConfigs) validate(t targetSpec) error {
+	var errs []error
+	if t.collector {
+		errs = append(errs, sc.collector.Validate())
+	}
+	if t.processor {
+		errs = append(errs, sc.processor.Validate())
+	}
+	if t.query {
+		errs = append(errs, sc.query.Validate())
+	}
+	if t.gateway {
+		errs = append(errs, sc.gateway.Validate())
+	}
+	return errors.Join(errs...)
+}
+
 func runTarget(t targetSpec) func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs := flag.NewFlagSet("glimpse "+t.name, flag.ContinueOnError)
@@ -191,6 +212,9 @@ func runTarget(t targetSpec) func(ctx context.Context, args []string, stdout, st
 		}
 		if g.BusSyncInterval < 0 {
 			return fmt.Errorf("--bus.min-sync-interval=%s must not be negative (0 syncs as soon as possible; e.g. 1ms)", g.BusSyncInterval)
+		}
+		if err := sc.validate(t); err != nil {
+			return err
 		}
 		if t.isAll() {
 			tuneGC(ctx, log)

@@ -5,7 +5,12 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -51,5 +56,35 @@ func TestProcessorDefaultsPerTarget(t *testing.T) {
 				t.Errorf("glimpse %s --help: --%s default %v, want %q", c.target.name, flagName, m, want)
 			}
 		}
+	}
+}
+
+// A service setting that cannot work fails glimpse before it opens anything: no data
+// directory created, no engine dialled, and the message names the setting.
+func TestBadServiceSettingFailsBeforeEnginesOpen(t *testing.T) {
+	for _, c := range []struct {
+		target targetSpec
+		flag   string
+		want   string
+	}{
+		{targetAll, "--processor.flush-events=-1", "processor.flush-events must not be negative"},
+		{targetAll, "--collector.max-sites=0", "collector.max-sites is 0"},
+		{targetAll, "--query.timeout=0s", "query.timeout must be positive"},
+		{targetAll, "--gateway.retries=-1", "gateway.retries must not be negative"},
+		{targetProcessor, "--processor.lateness=0s", "processor.lateness must be positive"},
+		{targetCollector, "--collector.publish-timeout=0s", "collector.publish-timeout is 0s"},
+	} {
+		t.Run(c.target.name+" "+c.flag, func(t *testing.T) {
+			dataDir := filepath.Join(t.TempDir(), "data")
+			var stderr bytes.Buffer
+			args := []string{"--addr=127.0.0.1:0", "--data-dir=" + dataDir, "--log.level=error", c.flag}
+			err := runTarget(c.target)(context.Background(), args, io.Discard, &stderr)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("glimpse %s %s: error %v, want one saying %q", c.target.name, c.flag, err, c.want)
+			}
+			if _, statErr := os.Stat(dataDir); !errors.Is(statErr, fs.ErrNotExist) {
+				t.Errorf("glimpse %s %s created %s before failing on the setting (stat: %v)", c.target.name, c.flag, dataDir, statErr)
+			}
+		})
 	}
 }
